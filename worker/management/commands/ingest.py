@@ -1,0 +1,41 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from worker import ingest, tasks
+from worker.models import Source
+
+from ._progress import progress
+
+
+class Command(BaseCommand):
+    help = "Ingest articles from files, directories, globs or URLs, then queue their summaries."
+
+    def add_arguments(self, parser):
+        parser.add_argument("targets", nargs="+", metavar="PATH|URL")
+        parser.add_argument("--source", default="", help="name of the Source to file them under")
+        parser.add_argument("--no-summarize", action="store_true", help="store only; summarize later")
+
+    def handle(self, *args, targets, source, no_summarize, **options):
+        src = Source.objects.get_or_create(name=source, defaults={"kind": Source.Kind.FILE})[0] if source else None
+        urls = [t for t in targets if t.lower().startswith(("http://", "https://"))]
+        paths = ingest.expand_paths([t for t in targets if t not in urls])
+        if not urls and not paths:
+            raise CommandError(f"nothing to ingest: no file matches {' '.join(targets)}")
+        created, duplicates, errors = [], 0, []
+        jobs = [("url", u) for u in urls] + [("path", p) for p in paths]
+        for kind, target in progress(jobs, "Ingesting", stream=self.stdout):
+            try:
+                results = [ingest.ingest_url(target, src)] if kind == "url" else ingest.ingest_file(target, src)
+            except (ingest.IngestError, OSError) as exc:
+                errors.append(f"{target}: {exc}")
+                continue
+            for result in results:
+                if result.created:
+                    created.append(result.article.pk)
+                else:
+                    duplicates += 1
+        if not no_summarize:
+            for article_id in created:
+                tasks.summarize_article.delay(article_id)
+        self.stdout.write(f"{len(created)} new, {duplicates} already known, {len(errors)} refused")
+        for error in errors:
+            self.stderr.write(f"refused {error}")

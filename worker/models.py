@@ -1,0 +1,400 @@
+"""Newsdigest's state. The database is the source of truth; the broker only nudges.
+
+Every status change is a guarded UPDATE (`transition`) whose row count says whether
+this worker won, so redelivered tasks and double triggers are harmless.
+"""
+
+import secrets
+
+from django.db import models
+from django.utils.timezone import now
+
+
+def transition(queryset: models.QuerySet, *, from_status, to_status: str, **fields) -> int:
+    """Move the rows still in `from_status` to `to_status`; returns how many moved.
+
+    0 means another worker got there first (or the row was never in that state).
+    """
+    allowed = [from_status] if isinstance(from_status, str) else list(from_status)
+    return queryset.filter(status__in=allowed).update(status=to_status, **fields)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        FILE = "file"
+        URL = "url"
+        FEED = "feed"
+        API = "api"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FILE)
+    url = models.URLField(max_length=2000, blank=True)
+    newsletter = models.ForeignKey("Newsletter", null=True, blank=True, on_delete=models.SET_NULL)
+    api_token = models.CharField(max_length=64, default=new_token, unique=True)
+    weight = models.FloatField(default=1.0)
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_interval_minutes = models.PositiveIntegerField(default=30)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IngestRejection(models.Model):
+    """Every input that did not become an article, with the reason, for admins to see."""
+
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.CASCADE, related_name="rejections")
+    target = models.CharField(max_length=2000, help_text="file, URL or feed entry that was refused")
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+
+class Story(models.Model):
+    """A cluster of articles telling the same story; the digest shows it once."""
+
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name_plural = "stories"
+
+
+class Article(models.Model):
+    """
+    new --summarize--> summarized
+      |                    |  (text changed on re-ingest)
+      |                    v
+      +--(LLM failed)--> failed --(editor retries)--> new
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new"
+        SUMMARIZED = "summarized"
+        FAILED = "failed"
+
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL)
+    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles")
+    url = models.URLField(max_length=2000, blank=True)
+    canonical_url = models.URLField(max_length=2000, blank=True, db_index=True)
+    guid = models.CharField(max_length=1000, blank=True, db_index=True)
+    title = models.CharField(max_length=500)
+    author = models.CharField(max_length=300, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    text = models.TextField()
+    content_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, db_index=True)
+    last_error = models.TextField(blank=True)
+    # MinHash signature (near-duplicate detection); its LSH buckets live in LshBucket.
+    minhash = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+    def current_summary(self) -> "Summary | None":
+        return self.summaries.filter(content_hash=self.content_hash).order_by("-created_at").first()
+
+
+class LshBucket(models.Model):
+    """One LSH band of one article's MinHash: articles sharing a (band, bucket) are candidates,
+    so a new article is compared with a handful of others, not with all of them, in every process."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="lsh_buckets")
+    band = models.PositiveSmallIntegerField()
+    bucket = models.CharField(max_length=40)
+
+    class Meta:
+        indexes = [models.Index(fields=["band", "bucket"])]
+
+
+class Summary(models.Model):
+    """One engine's reading of one version of an article.
+
+    Unique on (content_hash, engine, model, prompt_version): that tuple is the cache
+    key, so re-running costs no tokens.
+    """
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="summaries")
+    content_hash = models.CharField(max_length=64)
+    engine = models.CharField(max_length=20)
+    model = models.CharField(max_length=100, blank=True)
+    prompt_version = models.CharField(max_length=40, blank=True)
+    headline = models.CharField(max_length=300, blank=True)
+    summary = models.TextField()
+    why_it_matters = models.TextField(blank=True)
+    # [{name, kind, role, action, evidence}]
+    key_actors = models.JSONField(default=list)
+    topics = models.JSONField(default=list)
+    flags = models.JSONField(default=list)
+    trimmed = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name_plural = "summaries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_hash", "engine", "model", "prompt_version"], name="summary_cache_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.engine}: {self.headline or self.article.title}"
+
+
+class Newsletter(models.Model):
+    class Cadence(models.TextChoices):
+        DAILY = "daily"
+        WEEKDAYS = "weekdays"
+        WEEKLY = "weekly"
+        CRON = "cron"
+        MANUAL = "manual"
+
+    class Approval(models.TextChoices):
+        AUTO = "auto", "send automatically"
+        EDITOR = "editor", "wait for an editor"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    from_name = models.CharField(max_length=200, blank=True)
+    from_email = models.EmailField(blank=True)
+    reply_to = models.EmailField(blank=True)
+    postal_address = models.CharField(max_length=300, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.DAILY)
+    send_time = models.TimeField(default="07:00")
+    weekday = models.PositiveSmallIntegerField(default=0, help_text="0 = Monday, for weekly cadence")
+    cron = models.CharField(max_length=100, blank=True, help_text="minute hour day month weekday")
+    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.EDITOR)
+    approval_deadline_minutes = models.PositiveIntegerField(
+        default=120, help_text="in editor mode, how long a draft waits for approval")
+    send_if_unapproved = models.BooleanField(
+        default=False, help_text="at the deadline: send the unapproved draft (else skip it)")
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="newsletter")
+    api_token = models.CharField(max_length=64, default=new_token, unique=True)
+    max_stories = models.PositiveSmallIntegerField(default=12)
+    # accent colour, fonts, logo URL; see templates/email/digest.mjml
+    theme = models.JSONField(default=dict, blank=True)
+    public_archive = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def sender_name(self) -> str:
+        return self.from_name or self.name
+
+    @property
+    def sender_email(self) -> str:
+        from django.conf import settings
+
+        return self.from_email or settings.DEFAULT_FROM_EMAIL
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        UNSUBSCRIBED = "unsubscribed"
+        BOUNCED = "bounced"
+        COMPLAINED = "complained"
+
+    class Format(models.TextChoices):
+        HTML = "html"
+        TEXT = "text"
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    format = models.CharField(max_length=4, choices=Format.choices, default=Format.HTML)
+    send_time = models.TimeField(null=True, blank=True, help_text="preferred local send time")
+    paused = models.BooleanField(default=False)
+    soft_bounces = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        UNSUBSCRIBED = "unsubscribed"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="subscriptions")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=now)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "newsletter"], name="one_subscription")
+        ]
+
+
+class Digest(models.Model):
+    """
+    draft --approve--> approved --send--> sending --(all rows final)--> sent
+      |                   |                 |  ^
+      +-----cancel--------+----cancel-------+  |
+                                     pause  v  | resume
+                                          paused
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        APPROVED = "approved"
+        SENDING = "sending"
+        PAUSED = "paused"
+        SENT = "sent"
+        CANCELLED = "cancelled"
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="digests")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(default=now)
+    subject = models.CharField(max_length=300)
+    intro = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # The compiled email, rendered once per digest and personalised per recipient.
+    html_template = models.TextField(blank=True)
+    text_template = models.TextField(blank=True)
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    approval_deadline = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    pause_reason = models.TextField(blank=True)
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.newsletter.slug} #{self.pk}: {self.subject}"
+
+
+class DigestItem(models.Model):
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
+    article = models.ForeignKey(Article, on_delete=models.PROTECT)
+    summary = models.ForeignKey(Summary, null=True, on_delete=models.SET_NULL)
+    position = models.PositiveIntegerField(default=0)
+    # Editor overrides; blank/null means "use the summary".
+    headline_override = models.CharField(max_length=300, blank=True)
+    summary_override = models.TextField(blank=True)
+    why_override = models.TextField(blank=True)
+    actors_override = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [models.UniqueConstraint(fields=["digest", "article"], name="article_once_per_digest")]
+
+    @property
+    def headline(self) -> str:
+        return self.headline_override or (self.summary and self.summary.headline) or self.article.title
+
+    @property
+    def summary_text(self) -> str:
+        return self.summary_override or (self.summary.summary if self.summary else "")
+
+    @property
+    def why_it_matters(self) -> str:
+        return self.why_override or (self.summary.why_it_matters if self.summary else "")
+
+    @property
+    def key_actors(self) -> list[dict]:
+        if self.actors_override is not None:
+            return self.actors_override
+        return self.summary.key_actors if self.summary else []
+
+
+class Delivery(models.Model):
+    """One digest to one subscriber, at most once.
+
+    queued --claim--> sending --SMTP 250--> sent
+      ^                  |  \\--5xx / attempts exhausted--> failed
+      |                  |   \\--unsubscribed/paused meanwhile--> skipped
+      +--4xx / lease expired (sweeper)
+    A row found `sending` with an expired lease may have been accepted by the server
+    just before a crash: the sweeper counts it as a possible duplicate when it re-sends.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        BOUNCED = "bounced"
+
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    message_id = models.CharField(max_length=300, blank=True)
+    last_error = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    possible_duplicate = models.BooleanField(default=False)
+    # Held until the subscriber's local send time.
+    not_before = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["digest", "subscriber"], name="one_delivery_per_subscriber")
+        ]
+        indexes = [models.Index(fields=["digest", "status"])]
+
+
+class SuppressionEvent(models.Model):
+    """A bounce, complaint or unsubscribe as reported by an ESP webhook, a DSN or a person."""
+
+    class Kind(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce"
+        SOFT_BOUNCE = "soft_bounce"
+        COMPLAINT = "complaint"
+        UNSUBSCRIBE = "unsubscribe"
+
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="suppression_events")
+    email = models.EmailField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    detail = models.TextField(blank=True)
+    message_id = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when: every editor and ops action on a digest."""
+
+    digest = models.ForeignKey(Digest, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=50)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "audit entries"

@@ -1,0 +1,693 @@
+"""The offline summarizer: no network, no model, the same output shape as the LLM engine.
+
+A newsroom without an API key still needs a digest worth reading, so this engine does two
+things with plain rules: an extractive summary (a sentence graph ranked like LexRank, pulled
+towards the lead because news puts the facts first, de-duplicated with MMR) and key actors
+(capitalised spans classified with titles, organisation cues and a country gazetteer, then
+merged across spelling variants without ever merging two people who merely share a surname).
+"""
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+import pycountry
+from rapidfuzz import fuzz
+
+from .schemas import ActorKind, ArticleSummary, KeyActor
+
+ENGINE_VERSION = "offline-2"
+
+MAX_SUMMARY_WORDS = 80
+MAX_ACTORS = 7
+MIN_ACTORS = 3
+
+# --------------------------------------------------------------------------- sentences
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st gen sen rep gov col lt capt prof inc ltd corp co no vs jr sr mt ft sgt maj adm cmdr "
+    "jan feb mar apr jun jul aug sep sept oct nov dec est approx dept".split()
+)
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Ý])")
+_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
+_BOILERPLATE = re.compile(
+    r"back to top|content protection|all rights reserved|©|\bsubscribe\b|sign up for|newsletter|"
+    r"cookie|advertisement|share this|follow us|read more|related articles?|click here|privacy policy|"
+    r"terms of (use|service)|skip to (main )?content|print this|email this",
+    re.IGNORECASE,
+)
+
+
+def _ends_with_abbreviation(chunk: str) -> bool:
+    last = chunk.rsplit(None, 1)[-1].rstrip(".").lstrip("\"'“‘(")
+    # A lone capital ("John F.") or dotted initials ("U.S.") end a name, not a sentence.
+    return last.lower() in _ABBREVIATIONS or bool(re.fullmatch(r"(?:[A-Z]\.?)+", last) and len(last) <= 4
+                                                  and "." in chunk[-3:])
+
+
+def _segments(text: str) -> list[str]:
+    """Paragraphs, with short unpunctuated lines (section labels, headlines, footers) kept apart.
+
+    Flattening everything first would glue "World News" onto the first sentence and the
+    footer onto the last, and those would then be quoted as evidence.
+    """
+    segments: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        buffer: list[str] = []
+        for line in paragraph.splitlines():
+            line = " ".join(line.split())
+            if not line:
+                continue
+            if not _TERMINAL.search(line) and len(line.split()) <= 10:
+                if buffer:
+                    segments.append(" ".join(buffer))
+                    buffer = []
+                segments.append(line)
+            else:
+                buffer.append(line)
+        if buffer:
+            segments.append(" ".join(buffer))
+    return segments
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences in article order; each is a substring of the whitespace-normalised text."""
+    sentences: list[str] = []
+    for segment in _segments(text):
+        start = 0
+        for match in _BOUNDARY.finditer(segment):
+            # The match starts after the punctuation, so closing quotes stay with their sentence.
+            chunk = segment[start:match.end()].rstrip()
+            if _ends_with_abbreviation(chunk):
+                continue
+            sentences.append(chunk)
+            start = match.end()
+        if tail := segment[start:].strip():
+            sentences.append(tail)
+    return sentences
+
+
+def _is_content(sentence: str) -> bool:
+    return bool(_TERMINAL.search(sentence)) and len(sentence.split()) >= 5 and not _BOILERPLATE.search(sentence)
+
+
+# --------------------------------------------------------------------------- summary
+
+_STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers herself him himself his how i if in into is it its itself just me more
+    most my no nor not now of off on once only or other our ours out over own same she should so some such
+    than that the their theirs them then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours said says told
+    mr mrs ms one two three new last first year years week weeks day days since per may might must shall
+    us it's he's she's they're we're there's don't didn't won't can't""".split()
+)
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+
+
+def _stem(word: str) -> str:
+    # Crude suffix stripping is enough to let "talks"/"talk" and "fighting"/"fight" meet.
+    for suffix in ("ingly", "ing", "edly", "ed", "ies", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _terms(sentence: str) -> list[str]:
+    return [_stem(w) for w in (m.lower() for m in _WORD.findall(sentence)) if w not in _STOPWORDS and len(w) > 1]
+
+
+def _tfidf(sentences: list[str]) -> np.ndarray:
+    """Row-normalised tf-idf, with idf over the article's own sentences (no corpus needed)."""
+    bags = [Counter(_terms(s)) for s in sentences]
+    vocabulary = {term: i for i, term in enumerate({t for bag in bags for t in bag})}
+    matrix = np.zeros((len(sentences), max(len(vocabulary), 1)))
+    for row, bag in enumerate(bags):
+        for term, count in bag.items():
+            matrix[row, vocabulary[term]] = 1 + math.log(count)
+    document_frequency = (matrix > 0).sum(axis=0)
+    matrix *= np.log((1 + len(sentences)) / (1 + document_frequency)) + 1
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def _centrality(similarity: np.ndarray, damping: float = 0.85) -> np.ndarray:
+    """Continuous LexRank: PageRank over the cosine-similarity graph, by power iteration."""
+    n = len(similarity)
+    weights = similarity.copy()
+    np.fill_diagonal(weights, 0)
+    out = weights.sum(axis=1, keepdims=True)
+    transition = np.where(out > 0, weights / np.where(out == 0, 1, out), 1 / n)
+    scores = np.full(n, 1 / n)
+    for _ in range(50):
+        updated = (1 - damping) / n + damping * transition.T @ scores
+        if np.abs(updated - scores).sum() < 1e-6:
+            return updated
+        scores = updated
+    return scores
+
+
+def rank_sentences(sentences: list[str], title: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Scores in [0, 1] (centrality blended with a lead prior and title overlap) and the similarity matrix.
+
+    Graph centrality alone favours long, generic sentences deep in the piece; news writing
+    front-loads the facts, so the position prior carries more weight than the graph.
+    """
+    vectors = _tfidf([*sentences, title] if title else sentences)
+    similarity = vectors @ vectors.T
+    n = len(sentences)
+    centrality = _centrality(similarity[:n, :n]) if n > 1 else np.ones(1)
+    centrality = centrality / centrality.max()
+    position = 1 / np.sqrt(1 + np.arange(n))
+    title_overlap = similarity[:n, n] if title else np.zeros(n)
+    return 0.35 * centrality + 0.5 * position + 0.15 * title_overlap, similarity[:n, :n]
+
+
+def _select(scores: np.ndarray, similarity: np.ndarray, lengths: list[int], tradeoff: float = 0.7) -> list[int]:
+    """MMR under the word budget: 2-4 sentences, skipping any that would overflow it."""
+    chosen: list[int] = []
+    remaining = set(range(len(scores)))
+    while remaining and len(chosen) < 4:
+        def mmr(i: int) -> float:
+            redundancy = max((similarity[i, j] for j in chosen), default=0.0)
+            return tradeoff * scores[i] - (1 - tradeoff) * redundancy
+
+        used = sum(lengths[i] for i in chosen)
+        fitting = [i for i in remaining if used + lengths[i] <= MAX_SUMMARY_WORDS]
+        if not fitting:
+            if len(chosen) >= 2:
+                break
+            # Every sentence is long: two long ones are still better than one.
+            fitting = [min(remaining, key=lambda i: lengths[i])] if chosen else list(remaining)
+        best = max(fitting, key=mmr)
+        if chosen and max(similarity[best, j] for j in chosen) > 0.8:
+            remaining.discard(best)
+            continue
+        chosen.append(best)
+        remaining.discard(best)
+        if len(chosen) >= 2 and MAX_SUMMARY_WORDS - sum(lengths[i] for i in chosen) < 8:
+            break
+    return sorted(chosen)
+
+
+def _headline(title: str, fallback: str) -> str:
+    headline = " ".join((title or fallback).split())
+    if len(headline) <= 90:
+        return headline
+    return headline[:91].rsplit(" ", 1)[0].rstrip(",;:-–—") or headline[:90]
+
+
+def _topics(sentences: list[str], names: set[str]) -> list[str]:
+    """The most frequent content words that are not actor names: good enough as digest labels."""
+    counts = Counter(
+        w for s in sentences for w in (m.lower() for m in _WORD.findall(s))
+        if w not in _STOPWORDS and len(w) > 3 and w not in names
+    )
+    return [word for word, count in counts.most_common(3) if count > 1] or [w for w, _ in counts.most_common(1)]
+
+
+def summarize(title: str, text: str) -> ArticleSummary:
+    sentences = split_sentences(text)
+    content = [s for s in sentences if _is_content(s)] or sentences or [title or "(empty article)"]
+    scores, similarity = rank_sentences(content, title)
+    chosen = _select(scores, similarity, [len(s.split()) for s in content])
+    unused = [i for i in np.argsort(-scores, kind="stable") if i not in chosen]
+    why = content[unused[0]] if unused else content[chosen[-1]]
+    actors = extract_actors(text, sentences)
+    names = {w.lower() for a in actors for w in a.name.split()}
+    return ArticleSummary(
+        headline=_headline(title, content[0]),
+        summary=" ".join(content[i] for i in chosen),
+        why_it_matters=why,
+        key_actors=actors,
+        topics=_topics(content, names),
+        flags=[] if len(content) > 1 else ["very short article"],
+    )
+
+
+# --------------------------------------------------------------------------- gazetteers
+
+_TITLES = frozenset(
+    """president vice prime minister secretary chancellor ambassador commander general gen governor mayor
+    senator sen representative rep king queen prince princess sheikh emir sultan judge justice professor
+    prof dr doctor mr mrs ms sir lord lady dame colonel col captain capt lieutenant lt major sergeant sgt
+    admiral chief director chairman chairwoman chair ceo cfo founder spokesman spokeswoman spokesperson
+    pope bishop archbishop cardinal rabbi imam father sister brother deputy acting interim former late
+    foreign defence defense finance interior health justice education labour labor trade energy
+    executive head leader coach inspector superintendent commissioner officer premier speaker""".split()
+)
+_HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx".split())
+_ORG_CUES = frozenset(
+    """front party ministry council inc inc. ltd ltd. corp corp. corporation company co plc llc gmbh ag sa
+    bank union agency association committee commission university institute authority foundation
+    federation alliance army navy police court parliament congress senate organisation organization
+    movement league network fund service services board department office trust society coalition guard
+    forces airlines airways holdings technologies labs group bureau school college hospital club
+    brigade brigades assembly cabinet government administration directorate secretariat tribunal
+    cooperative consortium partners capital industries motors energy systems pharmaceuticals media
+    council""".split()
+)
+_GROUP_NOUNS = frozenset(
+    "fighters militants militia rebels insurgents members supporters gunmen guerrillas extremists "
+    "loyalists activists protesters forces troops commanders leadership".split()
+)
+_PLACE_CUES = frozenset(
+    """valley province river mountain mountains street square island islands city county district region
+    lake sea ocean gulf bay airport bridge road avenue hills hill kush desert peninsula coast strait
+    state park station port harbour harbor border village town capital canal plateau basin delta""".split()
+)
+_PUBLICATION_CUES = frozenset("post times journal herald gazette tribune telegraph chronicle guardian".split())
+_PUBLICATIONS = frozenset(
+    """reuters afp ap associated press agence france-presse bbc cnn bloomberg al jazeera xinhua tass
+    politico axios""".split()
+)
+_CALENDAR = frozenset(
+    """monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december""".split()
+)
+_CONNECTORS = frozenset("of for the de da das dos do du van von der den bin ibn al el le la di del".split())
+_NAME_PARTICLES = frozenset("de da das dos do du van von der den bin ibn al el le la di del".split())
+_LOCATIVE = frozenset(
+    "in at into near across towards toward throughout outside inside within around from via".split()
+)
+_COPULAS = frozenset("is was are were remains remained".split())
+_PREPOSITIONS = _LOCATIVE | frozenset("of by with for to against over about like than on under after before".split())
+_AUXILIARIES = frozenset(
+    "has have had is was were are will would could can may might must should did does do also "
+    "has been".split()
+)
+_VERBS = frozenset(
+    """said says told denied announced warned vowed pledged insisted added claimed called accused urged
+    rejected agreed confirmed declined refused admitted argued launched signed voted won lost led leads
+    wants plans fled took seized sought met became remains remained believes believe wrote writes
+    fought fights declared promised ordered threatened dismissed praised criticised criticized
+    welcomed condemned unveiled released reported expects expected hopes hoped responded""".split()
+)
+_DEMONYMS = frozenset(
+    """afghan afghans american americans british briton britons chinese russian russians french german
+    germans italian italians spanish japanese indian indians pakistani pakistanis iranian iranians iraqi
+    iraqis syrian syrians turkish israeli israelis palestinian palestinians egyptian egyptians saudi
+    saudis emirati qatari yemeni lebanese jordanian ukrainian ukrainians polish dutch belgian swiss
+    austrian swedish norwegian danish finnish irish scottish welsh english canadian canadians mexican
+    mexicans brazilian brazilians argentine argentinian chilean colombian peruvian venezuelan cuban
+    nigerian nigerians kenyan kenyans ethiopian ethiopians somali ghanaian south african sudanese
+    libyan tunisian algerian moroccan korean koreans vietnamese thai indonesian filipino malaysian
+    australian australians greek portuguese romanian hungarian czech slovak serbian croatian bosnian
+    tajik tajiks uzbek uzbeks pashtun pashtuns hazara hazaras kurdish kurds arab arabs european
+    europeans african africans asian asians western soviet latin""".split()
+)
+_COUNTRY_ALIASES = {
+    "us": "United States", "u.s.": "United States", "usa": "United States", "america": "United States",
+    "united states": "United States", "uk": "United Kingdom", "u.k.": "United Kingdom",
+    "britain": "United Kingdom", "great britain": "United Kingdom", "russia": "Russia", "iran": "Iran",
+    "syria": "Syria", "south korea": "South Korea", "north korea": "North Korea", "vietnam": "Vietnam",
+    "taiwan": "Taiwan", "bolivia": "Bolivia", "venezuela": "Venezuela", "tanzania": "Tanzania",
+    "laos": "Laos", "moldova": "Moldova", "czech republic": "Czechia", "ivory coast": "Côte d'Ivoire",
+}
+
+
+def fold(name: str) -> str:
+    """Lowercase, accents off, punctuation to spaces: the form two spellings are compared in."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return " ".join(re.sub(r"[^\w\s]", " ", plain).split())
+
+
+@cache
+def _countries() -> dict[str, str]:
+    names = dict(_COUNTRY_ALIASES)
+    for country in pycountry.countries:
+        for attr in ("name", "common_name", "official_name"):
+            if value := getattr(country, attr, None):
+                names[fold(value)] = getattr(country, "common_name", None) or country.name
+    return {fold(k): v for k, v in names.items()}
+
+
+def _skeleton(token: str) -> str:
+    """A transliteration-tolerant key: Massoud, Masoud, Massaoud and Massaud all become "msd"."""
+    token = fold(token)
+    for a, b in (("ph", "f"), ("kh", "k"), ("q", "k"), ("ck", "k"), ("y", "i"), ("w", "v")):
+        token = token.replace(a, b)
+    head, rest = token[:1], re.sub(r"[aeiou\s]", "", token[1:])
+    return re.sub(r"(.)\1+", r"\1", head + rest)
+
+
+def _same_token(a: str, b: str) -> bool:
+    fa, fb = fold(a), fold(b)
+    if fa == fb:
+        return True
+    return _skeleton(fa) == _skeleton(fb) and fuzz.ratio(fa, fb) >= 70
+
+
+# --------------------------------------------------------------------------- candidates
+
+_TOKEN = re.compile(r"[^\W_][\w'’.\-]*[^\W_]|[^\W_]", re.UNICODE)
+
+
+@dataclass
+class Mention:
+    tokens: list[str]
+    sentence: int
+    start: int  # character offset in the sentence
+    end: int
+    titles: list[str]
+    locative: bool
+    subject: bool
+    modifier: bool
+    group_noun: bool
+    sentence_initial: bool
+    acronym: str = ""
+    verb: str = ""
+    described: str = ""
+
+
+@dataclass
+class Candidate:
+    tokens: list[str]
+    mentions: list[Mention] = field(default_factory=list)
+    kind: ActorKind = ActorKind.OTHER
+    variants: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.tokens)
+
+
+def _is_capitalised(token: str) -> bool:
+    return token[:1].isupper() or (token[:1] in "'’" and token[1:2].isupper())
+
+
+def _is_acronym(token: str) -> bool:
+    letters = token.replace(".", "")
+    return 2 <= len(letters) <= 6 and letters.isalpha() and letters.isupper()
+
+
+def _strip_possessive(token: str) -> tuple[str, bool]:
+    for suffix in ("'s", "’s", "s'", "s’"):
+        if token.endswith(suffix):
+            return (token[:-2] if suffix[0] in "'’" else token[:-1]), True
+    return token, False
+
+
+def _is_verb(word: str) -> bool:
+    return word in _VERBS or word in _AUXILIARIES or (word.endswith("ed") and len(word) > 4)
+
+
+def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Mention]:
+    """Runs of capitalised tokens, with the clues later steps need already read off the context."""
+    tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sentence)]
+    mentions: list[Mention] = []
+    i = 0
+    while i < len(tokens):
+        word = tokens[i][0]
+        if not _is_capitalised(word) or word.isdigit():
+            i += 1
+            continue
+        j, parts, possessive = i, [], False
+        while j < len(tokens):
+            token, clean_start = tokens[j][0], j
+            if _is_capitalised(token):
+                token, possessive = _strip_possessive(token.rstrip("."))
+                parts.append(token if not _is_acronym(tokens[j][0]) else tokens[j][0])
+                j += 1
+                gap = sentence[tokens[j - 1][2]:tokens[j][1]] if j < len(tokens) else ""
+                if possessive or gap.strip():
+                    break
+                continue
+            nxt = tokens[j + 1][0] if j + 1 < len(tokens) else ""
+            if token.lower() in _CONNECTORS and parts and _is_capitalised(nxt) and clean_start > i:
+                if token.lower() in _NAME_PARTICLES or any(p.lower() in _ORG_CUES for p in parts):
+                    parts.append(token)
+                    j += 1
+                    continue
+            break
+        end_char = tokens[j - 1][2]
+        mentions.append(_mention(parts, sentence, tokens, i, j, end_char, index, lowercase_vocabulary))
+        i = max(j, i + 1)
+    return [m for m in mentions if m.tokens]
+
+
+def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]], i: int, j: int,
+             end_char: int, index: int, lowercase_vocabulary: set[str]) -> Mention:
+    initial = i == 0 or sentence[:tokens[i][1]].strip() in {"", '"', "“", "'", "‘", "("}
+    # Sentence-initial capitals say nothing about names: drop leading common words ("The", "After").
+    while parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
+        parts = parts[1:]
+        initial = False
+    titles = []
+    while parts and (parts[0].lower().rstrip(".") in _TITLES or parts[0].lower() in _DEMONYMS):
+        titles.append(parts.pop(0))
+    while parts and parts[-1].lower() in _CONNECTORS | _CALENDAR:
+        parts.pop()
+    while parts and parts[0].lower() in _CALENDAR:
+        parts.pop(0)
+    previous = [t[0].lower() for t in tokens[max(0, i - 3):i]]
+    previous_word = previous[-1] if previous else ""
+    if len(previous) > 1 and (previous_word == "the" or previous[-2] in _LOCATIVE and previous_word.islower()):
+        # "in the Valley", "in northeastern Afghanistan": the preposition still governs the name.
+        previous_word = previous[-2]
+    following = [t[0].lower() for t in tokens[j:j + 3]]
+    after = sentence[end_char:end_char + 2]
+    if after.startswith(","):
+        # Skip an appositive so "Massoud, the leader of ..., said" still counts as a subject.
+        close = sentence.find(",", end_char + 1)
+        rest = sentence[close + 1:].split() if close > 0 else []
+        following = [w.lower().strip(".,;:") for w in rest[:3]] if rest else following
+    while following and following[0] in ("also", "has", "have", "had", "will", "would", "then", "now"):
+        if len(following) == 1 or not following[1]:
+            break
+        following = following[1:]
+    acronym = ""
+    paren = re.match(r"\s*\(([A-Z][A-Za-z.]{1,7})\)", sentence[end_char:])
+    if paren and _is_acronym(paren.group(1)):
+        acronym = paren.group(1).replace(".", "")
+    direction = previous_word == "of" and len(previous) > 1 and previous[-2] in {
+        "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "outskirts"}
+    next_word = tokens[j][0] if j < len(tokens) else ""
+    subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS
+    described = _DESCRIBED.search(sentence[:tokens[i][1]])
+    return Mention(
+        tokens=parts, sentence=index, start=tokens[i][1], end=end_char,
+        titles=titles, locative=previous_word in _LOCATIVE or direction or previous_word == "capital"
+        or next_word.lower() in _PLACE_CUES,
+        subject=subject, verb=following[0] if subject else "", described=described.group(1) if described else "",
+        modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
+        and next_word.lower() not in _STOPWORDS and not after.startswith(","),
+        group_noun=next_word.lower() in _GROUP_NOUNS, sentence_initial=initial, acronym=acronym,
+    )
+
+
+_ROLE_NOUNS = _TITLES | frozenset("hero commander leader founder guerrilla warlord boss owner analyst".split())
+# "the late guerrilla commander Ahmed Shah Massoud": a lowercase description just before the name.
+_DESCRIBED = re.compile(
+    r"\b(?:the|a|an)\s+((?:[a-z][\w-]*\s+){0,4}(?:" + "|".join(sorted(_ROLE_NOUNS)) + r"))\s+$"
+)
+
+
+def _dedupe_repeats(tokens: list[str]) -> list[str]:
+    # Scraped text sometimes doubles a name ("Ahmad Massoud Ahmad Massoud").
+    half = len(tokens) // 2
+    if len(tokens) % 2 == 0 and half and [fold(t) for t in tokens[:half]] == [fold(t) for t in tokens[half:]]:
+        return tokens[:half]
+    return tokens
+
+
+# --------------------------------------------------------------------------- classification and merging
+
+def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
+    """The candidate's kind, or None when it is a place, a publication, a date or a bare adjective."""
+    folded = fold(" ".join(tokens))
+    words = folded.split()
+    if not words or any(w in _CALENDAR for w in words[:1]) and len(words) == 1:
+        return None
+    if folded in _PUBLICATIONS or words[-1] in _PUBLICATION_CUES or all(w in _PUBLICATIONS for w in words):
+        return None
+    if folded in _DEMONYMS or all(w in _DEMONYMS for w in words):
+        return None
+    if folded in _countries():
+        # A country is an actor only when it does something; otherwise it is scenery.
+        acts = any(m.subject and not m.locative and m.verb not in _COPULAS for m in mentions)
+        return ActorKind.COUNTRY if acts else None
+    if words[-1] in _PLACE_CUES or any(w in _PLACE_CUES for w in words[1:]):
+        return None
+    if any(w in _ORG_CUES for w in words) or any(m.acronym for m in mentions):
+        return ActorKind.ORGANISATION
+    if len(tokens) == 1 and _is_acronym(tokens[0]):
+        return ActorKind.ORGANISATION
+    if any(m.group_noun for m in mentions):
+        return ActorKind.GROUP
+    if sum(m.locative for m in mentions) * 2 >= len(mentions) and not any(m.subject for m in mentions):
+        return None
+    if len(tokens) >= 2 or any(t.lower().rstrip(".") in _HONORIFICS | _TITLES for m in mentions for t in m.titles):
+        return ActorKind.PERSON
+    return ActorKind.OTHER
+
+
+def _person_equal(a: list[str], b: list[str]) -> bool:
+    """Two full names are one person only token for token; "Ahmad Massoud" is not "Ahmad Shah Massoud"."""
+    a = [t for t in a if len(t.rstrip(".")) > 1]
+    b = [t for t in b if len(t.rstrip(".")) > 1]
+    return len(a) == len(b) and all(_same_token(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _initials(tokens: list[str]) -> str:
+    return "".join(t[0].upper() for t in tokens if t.lower() not in _CONNECTORS)
+
+
+def _merge(candidates: list[Candidate]) -> list[Candidate]:
+    """Fold variants and partial mentions into the fullest name, most-mentioned first."""
+    candidates.sort(key=lambda c: (-len(c.tokens), -len(c.mentions)))
+    merged: list[Candidate] = []
+    for candidate in candidates:
+        target = _merge_target(candidate, merged)
+        if target is None:
+            merged.append(candidate)
+        else:
+            target.mentions.extend(candidate.mentions)
+            target.variants.add(candidate.name)
+    return merged
+
+
+def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | None:
+    tokens = candidate.tokens
+    name = fold(candidate.name)
+    for other in merged:
+        if other.kind == candidate.kind == ActorKind.PERSON and _person_equal(tokens, other.tokens):
+            return other
+        if fold(other.name) == name or name in {fold(v) for v in other.variants}:
+            return other
+        if any(m.acronym and fold(m.acronym) == name for m in other.mentions):
+            return other
+    if len(tokens) == 1 and _is_acronym(tokens[0]):
+        matches = [o for o in merged if len(o.tokens) > 1 and _initials(o.tokens) == tokens[0].replace(".", "")]
+        if len(matches) == 1:
+            return matches[0]
+    organisations = [o for o in merged if o.kind in (ActorKind.ORGANISATION, ActorKind.GROUP)
+                     and len(o.tokens) > len(tokens)
+                     and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
+    if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP, ActorKind.OTHER) and organisations:
+        return max(organisations, key=lambda o: len(o.mentions))
+    if len(tokens) <= 2 and candidate.kind in (ActorKind.PERSON, ActorKind.OTHER):
+        return _person_for_partial(tokens, merged)
+    return None
+
+
+def _person_for_partial(tokens: list[str], merged: list[Candidate]) -> Candidate | None:
+    """A surname ("Massoud") or a given-name pair goes to the most-mentioned person it can belong to.
+
+    With a father and son in the same story, the one the article keeps returning to is the
+    better guess for a bare surname than the one named last.
+    """
+    people = [o for o in merged if o.kind == ActorKind.PERSON and len(o.tokens) > len(tokens)]
+    if len(tokens) == 1:
+        matches = [p for p in people if _same_token(tokens[0], p.tokens[-1])]
+        matches = matches or [p for p in people if _same_token(tokens[0], p.tokens[0])]
+    else:
+        matches = [p for p in people if all(_same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: (len(p.mentions), -min(m.sentence for m in p.mentions)))
+
+
+# --------------------------------------------------------------------------- actors
+
+def _role(candidate: Candidate, sentences: list[str]) -> str:
+    """An appositive ("Massoud, the leader of ...") beats a bare title ("President")."""
+    for mention in sorted(candidate.mentions, key=lambda m: m.sentence):
+        tail = sentences[mention.sentence][mention.end:]
+        appositive = re.match(r",\s*((?:the|a|an|who is|its|his|her|their)\s+[^,;:.()“”\"]{3,80}?)\s*[,;.)]",
+                              tail)
+        if appositive:
+            return " ".join(appositive.group(1).split()[:12])
+    titled = [m for m in candidate.mentions if m.titles]
+    if titled:
+        return " ".join(titled[0].titles)
+    described = [m.described for m in candidate.mentions if m.described]
+    if described:
+        return described[0]
+    return {ActorKind.COUNTRY: "country", ActorKind.ORGANISATION: "organisation",
+            ActorKind.GROUP: "group"}.get(candidate.kind, "")
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:.!?“”\"()]")
+
+
+def _action(mention: Mention, sentence: str) -> str:
+    """What the actor does when it is the subject, else the clause that names it."""
+    if mention.subject:
+        tail = re.sub(r"^\s*(\([^)]*\)|,[^,]{0,80},)", "", sentence[mention.end:])
+        words = _CLAUSE_BREAK.split(tail, maxsplit=1)[0].split()
+        if len(words) >= 2:
+            return " ".join(words[:10])
+    before = _CLAUSE_BREAK.split(sentence[:mention.start])[-1].split()
+    after = _CLAUSE_BREAK.split(sentence[mention.start:], maxsplit=1)[0].split()
+    return " ".join(before[-6:] + after[:8])
+
+
+def _display_name(candidate: Candidate, token_counts: Counter[str]) -> str:
+    """The fullest spelling, and among equals the one the article uses most."""
+    spellings = Counter(" ".join(m.tokens) for m in candidate.mentions)
+    longest = max(len(s.split()) for s in spellings)
+    return max((s for s in spellings if len(s.split()) == longest),
+               key=lambda s: (spellings[s], sum(token_counts[fold(t)] for t in s.split())))
+
+
+def _salience(candidate: Candidate, sentence_count: int) -> float:
+    first = min(m.sentence for m in candidate.mentions)
+    subjects = sum(m.subject for m in candidate.mentions)
+    return (len(candidate.mentions) + 1.5 * subjects + 2 * (1 - first / max(sentence_count, 1))
+            + (0.5 if any(m.titles for m in candidate.mentions) else 0))
+
+
+def extract_actors(text: str, sentences: list[str] | None = None) -> list[KeyActor]:
+    sentences = split_sentences(text) if sentences is None else sentences
+    usable = [i for i, s in enumerate(sentences) if _is_content(s)]
+    lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
+    raw: dict[str, list[Mention]] = {}
+    for i in usable:
+        for mention in _spans(sentences[i], i, lowercase_vocabulary):
+            mention.tokens = _dedupe_repeats(mention.tokens)
+            raw.setdefault(" ".join(mention.tokens), []).append(mention)
+    kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
+    # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
+    places = {fold(name.split()[0]) for name, kind in kinds.items() if kind is None} | set(_countries())
+    token_counts = Counter(fold(t) for mentions in raw.values() for m in mentions for t in m.tokens)
+    candidates = []
+    for name, mentions in raw.items():
+        tokens, kind = name.split(), kinds[name]
+        if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
+            continue
+        if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and not any(m.titles for m in mentions):
+            kind = ActorKind.OTHER
+        candidates.append(Candidate(tokens=tokens, mentions=mentions, kind=kind, variants={name}))
+    actors = []
+    for candidate in _merge(candidates):
+        if candidate.kind == ActorKind.OTHER:
+            # A lone capitalised word that never merged with anyone and never acts is noise.
+            if not any(m.subject for m in candidate.mentions) or all(m.sentence_initial for m in candidate.mentions):
+                continue
+            candidate.kind = ActorKind.ORGANISATION
+        if all(m.modifier for m in candidate.mentions) and len(candidate.tokens) == 1:
+            continue
+        actors.append(candidate)
+    actors.sort(key=lambda c: -_salience(c, len(sentences)))
+    if __import__("os").environ.get("OFFLINE_DEBUG"):
+        for c in actors:
+            print(f"{_salience(c, len(sentences)):.1f}", c.name, c.kind, len(c.mentions), sorted(c.variants))
+    top = _salience(actors[0], len(sentences)) if actors else 0
+    keep = [c for i, c in enumerate(actors[:MAX_ACTORS])
+            if i < MIN_ACTORS or len(c.mentions) >= 2 or _salience(c, len(sentences)) >= 0.4 * top]
+    result = []
+    for candidate in keep:
+        first = min(candidate.mentions, key=lambda m: (m.sentence, m.start))
+        evidence = sentences[first.sentence]
+        result.append(KeyActor(
+            name=_display_name(candidate, token_counts), kind=candidate.kind, role=_role(candidate, sentences),
+            action=_action(first, evidence), evidence=evidence,
+        ))
+    return result

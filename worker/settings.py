@@ -1,0 +1,215 @@
+"""Every setting comes from the environment, here and only here.
+
+With nothing set, Newsdigest runs embedded: SQLite under ./var, Celery tasks run
+eagerly in-process, the offline summarizer, and mail written to ./var/outbox.
+Production sets DATABASE_URL, REDIS_URL, OPENAI_API_KEY and EMAIL_URL (or anymail).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+import dj_email_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("NEWSDIGEST_VAR_DIR", "var")).resolve()
+PROMPTS_DIR = BASE_DIR / "prompts"
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# The embedded default needs a key that survives restarts (unsubscribe links are signed
+# with it), so it is generated once and kept under var/.
+def _secret_key() -> str:
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    key_file = VAR_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    from django.core.management.utils import get_random_secret_key
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = get_random_secret_key()
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Absolute base of links in emails (unsubscribe, view in browser).
+SITE_URL = os.environ.get("NEWSDIGEST_SITE_URL", "http://localhost:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "anymail",
+    "worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "worker.urls"
+WSGI_APPLICATION = "worker.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'newsdigest.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes share one SQLite file in the embedded/test setup: WAL
+    # lets readers run beside the writer and the busy timeout queues writers instead
+    # of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    if test_name := os.environ.get("NEWSDIGEST_TEST_DB"):
+        DATABASES["default"]["TEST"] = {"NAME": test_name}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "/admin/login/"
+
+# --- Celery ---------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL) or None
+# No broker configured means the embedded default: the same task code runs inline.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("NEWSDIGEST_TASK_TIME_LIMIT", 600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
+# Redis redelivers an unacked message after visibility_timeout; it must exceed the
+# longest task, and Celery reads it from both places.
+CELERY_VISIBILITY_TIMEOUT = env_int("NEWSDIGEST_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- LLM ------------------------------------------------------------------
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL") or None
+NEWSDIGEST_LLM_MODEL = os.environ.get("NEWSDIGEST_LLM_MODEL", "gpt-4o-mini")
+NEWSDIGEST_LLM_TIMEOUT = env_float("NEWSDIGEST_LLM_TIMEOUT", 60.0)
+NEWSDIGEST_LLM_MAX_RETRIES = env_int("NEWSDIGEST_LLM_MAX_RETRIES", 3)
+NEWSDIGEST_LLM_MAX_INPUT_TOKENS = env_int("NEWSDIGEST_LLM_MAX_INPUT_TOKENS", 6000)
+NEWSDIGEST_LLM_RPM = env_int("NEWSDIGEST_LLM_RPM", 0)  # 0 = unlimited
+NEWSDIGEST_LLM_TPM = env_int("NEWSDIGEST_LLM_TPM", 0)
+NEWSDIGEST_SUMMARY_ENGINE = os.environ.get("NEWSDIGEST_SUMMARY_ENGINE") or (
+    "openai" if OPENAI_API_KEY else "offline"
+)
+
+# --- Mail -----------------------------------------------------------------
+OUTBOX_DIR = Path(os.environ.get("NEWSDIGEST_OUTBOX_DIR", VAR_DIR / "outbox")).resolve()
+if email_url := os.environ.get("EMAIL_URL"):
+    _email = dj_email_url.parse(email_url)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"]
+    EMAIL_PORT = _email["EMAIL_PORT"]
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+    EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+    EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT") or env_int("EMAIL_TIMEOUT", 30)
+else:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "worker.mail.OutboxBackend")
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_USE_LOCALTIME = True
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "digest@newsdigest.localhost")
+# Domain of Message-IDs; defaults to the sender's domain.
+NEWSDIGEST_MESSAGE_ID_DOMAIN = os.environ.get(
+    "NEWSDIGEST_MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2]
+)
+NEWSDIGEST_UNSUBSCRIBE_MAILTO = os.environ.get(
+    "NEWSDIGEST_UNSUBSCRIBE_MAILTO", f"unsubscribe@{NEWSDIGEST_MESSAGE_ID_DOMAIN}"
+)
+NEWSDIGEST_SEND_BATCH_SIZE = env_int("NEWSDIGEST_SEND_BATCH_SIZE", 100)
+NEWSDIGEST_DELIVERY_LEASE_SECONDS = env_int("NEWSDIGEST_DELIVERY_LEASE_SECONDS", 300)
+NEWSDIGEST_DELIVERY_MAX_ATTEMPTS = env_int("NEWSDIGEST_DELIVERY_MAX_ATTEMPTS", 5)
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in os.environ.items()
+    if key.startswith("ANYMAIL_")
+}
+
+# --- Ingestion -------------------------------------------------------------
+NEWSDIGEST_NEAR_DUP_THRESHOLD = env_float("NEWSDIGEST_NEAR_DUP_THRESHOLD", 0.7)
+NEWSDIGEST_FETCH_TIMEOUT = env_float("NEWSDIGEST_FETCH_TIMEOUT", 15.0)
+NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+# Hosts/networks the SSRF guard lets through (tests name their local server here).
+NEWSDIGEST_FETCH_ALLOW = env_list("NEWSDIGEST_FETCH_ALLOW")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "newsdigest": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    },
+}

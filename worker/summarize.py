@@ -1,0 +1,96 @@
+"""Summarize stage: one interface, two engines (openai, offline), one Summary per article version."""
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from . import llm, offline
+from .models import Article, Summary, transition
+
+log = logging.getLogger("newsdigest.summarize")
+
+ENGINES = ("openai", "offline")
+
+
+def engine_identity(engine: str) -> tuple[str, str]:
+    """(model, prompt_version): together with the content hash, the cache key."""
+    if engine == "openai":
+        return settings.NEWSDIGEST_LLM_MODEL, llm.PROMPT_VERSION
+    if engine == "offline":
+        return offline.ENGINE_VERSION, ""
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def summarize_article(article_id: int, engine: str | None = None, force: bool = False) -> Summary:
+    """Summarize once per (text, engine, model, prompt); later calls return the stored row.
+
+    Raises llm.LLMTransientError for the caller (the Celery task) to retry; any other
+    LLM failure marks the article failed with the reason, so the digest builds without it.
+    """
+    engine = engine or settings.NEWSDIGEST_SUMMARY_ENGINE
+    model, prompt_version = engine_identity(engine)
+    article = Article.objects.get(pk=article_id)
+    key = {"content_hash": article.content_hash, "engine": engine, "model": model,
+           "prompt_version": prompt_version}
+    cached = Summary.objects.filter(**key).first()
+    if cached and not force:
+        _mark_summarized(article)
+        return cached
+
+    if engine == "offline":
+        result = offline.summarize(article.title, article.text)
+        fields = {"prompt_tokens": 0, "completion_tokens": 0, "trimmed": False}
+    else:
+        try:
+            answer = llm.summarize(article.title, article.text, model=model)
+        except llm.LLMTransientError:
+            raise
+        except llm.LLMError as exc:
+            transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW,
+                       Article.Status.SUMMARIZED], to_status=Article.Status.FAILED, last_error=str(exc))
+            raise
+        result = answer.summary
+        fields = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+                  "trimmed": answer.trimmed}
+
+    values = {
+        "headline": result.headline, "summary": result.summary, "why_it_matters": result.why_it_matters,
+        "key_actors": [a.model_dump(mode="json") for a in result.key_actors],
+        "topics": result.topics, "flags": result.flags, **fields,
+    }
+    try:
+        with transaction.atomic():
+            summary, _ = Summary.objects.update_or_create(defaults={**values, "article": article}, **key)
+    except IntegrityError:
+        # A concurrent worker stored the same summary first; theirs is as good as ours.
+        summary = Summary.objects.get(**key)
+    _mark_summarized(article)
+    return summary
+
+
+def _mark_summarized(article: Article) -> None:
+    transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW, Article.Status.FAILED],
+               to_status=Article.Status.SUMMARIZED, last_error="")
+
+
+def pending_article_ids() -> list[int]:
+    return list(Article.objects.filter(status=Article.Status.NEW).order_by("pk").values_list("pk", flat=True))
+
+
+def summary_as_json(summary: Summary) -> dict:
+    """The fixed shape `newsdigest summarize --json` prints."""
+    return {
+        "article_id": summary.article_id,
+        "title": summary.article.title,
+        "headline": summary.headline,
+        "summary": summary.summary,
+        "why_it_matters": summary.why_it_matters,
+        "key_actors": summary.key_actors,
+        "topics": summary.topics,
+        "flags": summary.flags,
+        "engine": summary.engine,
+        "model": summary.model,
+        "prompt_version": summary.prompt_version,
+        "tokens": {"prompt": summary.prompt_tokens, "completion": summary.completion_tokens},
+    }
