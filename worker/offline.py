@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pycountry
@@ -37,9 +37,8 @@ _TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 _BOILERPLATE = re.compile(
     r"back to top|content protection|all rights reserved|©|\bsubscribe\b|sign up for|newsletter|"
     r"cookie|advertisement|share this|follow us|read more|related articles?|click here|privacy policy|"
-    r"terms of (use|service)|skip to (main )?content|print this|email this",
-    re.IGNORECASE,
-)
+    r"terms of (use|service)|skip to (main )?content|print this|email this"
+)  # matched against lowercased text: five times faster than re.IGNORECASE
 
 
 def _ends_with_abbreviation(chunk: str) -> bool:
@@ -62,7 +61,7 @@ def _segments(text: str) -> list[str]:
             line = " ".join(line.split())
             if not line:
                 continue
-            if not _TERMINAL.search(line) and len(line.split()) <= 10:
+            if not _TERMINAL.search(line[-4:]) and len(line.split()) <= 10:
                 if buffer:
                     segments.append(" ".join(buffer))
                     buffer = []
@@ -91,8 +90,13 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def _is_content(sentence: str) -> bool:
-    return bool(_TERMINAL.search(sentence)) and len(sentence.split()) >= 5 and not _BOILERPLATE.search(sentence)
+def is_content(sentence: str) -> bool:
+    """Whether a sentence is article prose rather than a label, a footer or a sharing prompt."""
+    words = len(sentence.split())
+    # Site furniture is short; skipping the pattern on long sentences keeps the engine fast.
+    if words < 3 or not _TERMINAL.search(sentence[-4:]):
+        return False
+    return words > 25 or not _BOILERPLATE.search(sentence.lower())
 
 
 # --------------------------------------------------------------------------- summary
@@ -110,6 +114,7 @@ _STOPWORDS = frozenset(
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     # Crude suffix stripping is enough to let "talks"/"talk" and "fighting"/"fight" meet.
     for suffix in ("ingly", "ing", "edly", "ed", "ies", "es", "s", "ly"):
@@ -145,7 +150,7 @@ def _centrality(similarity: np.ndarray, damping: float = 0.85) -> np.ndarray:
     transition = np.where(out > 0, weights / np.where(out == 0, 1, out), 1 / n)
     scores = np.full(n, 1 / n)
     for _ in range(50):
-        updated = (1 - damping) / n + damping * transition.T @ scores
+        updated = (1 - damping) / n + damping * (transition * scores[:, None]).sum(axis=0)
         if np.abs(updated - scores).sum() < 1e-6:
             return updated
         scores = updated
@@ -159,7 +164,8 @@ def rank_sentences(sentences: list[str], title: str = "") -> tuple[np.ndarray, n
     front-loads the facts, so the position prior carries more weight than the graph.
     """
     vectors = _tfidf([*sentences, title] if title else sentences)
-    similarity = vectors @ vectors.T
+    # einsum rather than @: for matrices this small, multithreaded BLAS costs more than it saves.
+    similarity = np.einsum("ik,jk->ij", vectors, vectors)
     n = len(sentences)
     centrality = _centrality(similarity[:n, :n]) if n > 1 else np.ones(1)
     centrality = centrality / centrality.max()
@@ -185,7 +191,7 @@ def _select(scores: np.ndarray, similarity: np.ndarray, lengths: list[int], trad
             # Every sentence is long: two long ones are still better than one.
             fitting = [min(remaining, key=lambda i: lengths[i])] if chosen else list(remaining)
         best = max(fitting, key=mmr)
-        if chosen and max(similarity[best, j] for j in chosen) > 0.8:
+        if len(chosen) >= 2 and max(similarity[best, j] for j in chosen) > 0.8:
             remaining.discard(best)
             continue
         chosen.append(best)
@@ -213,7 +219,7 @@ def _topics(sentences: list[str], names: set[str]) -> list[str]:
 
 def summarize(title: str, text: str) -> ArticleSummary:
     sentences = split_sentences(text)
-    content = [s for s in sentences if _is_content(s)] or sentences or [title or "(empty article)"]
+    content = [s for s in sentences if is_content(s)] or sentences or [title or "(empty article)"]
     scores, similarity = rank_sentences(content, title)
     chosen = _select(scores, similarity, [len(s.split()) for s in content])
     unused = [i for i in np.argsort(-scores, kind="stable") if i not in chosen]
@@ -248,9 +254,10 @@ _ORG_CUES = frozenset(
     federation alliance army navy police court parliament congress senate organisation organization
     movement league network fund service services board department office trust society coalition guard
     forces airlines airways holdings technologies labs group bureau school college hospital club
-    brigade brigades assembly cabinet government administration directorate secretariat tribunal
+    brigade brigades assembly zoo museum library theatre orchestra institute
+    cabinet government administration directorate secretariat tribunal
     cooperative consortium partners capital industries motors energy systems pharmaceuticals media
-    council""".split()
+    confederation""".split()
 )
 _GROUP_NOUNS = frozenset(
     "fighters militants militia rebels insurgents members supporters gunmen guerrillas extremists "
@@ -271,6 +278,7 @@ _CALENDAR = frozenset(
     august september october november december""".split()
 )
 _CONNECTORS = frozenset("of for the de da das dos do du van von der den bin ibn al el le la di del".split())
+_TRAILING_NOISE = _CONNECTORS | _CALENDAR
 _NAME_PARTICLES = frozenset("de da das dos do du van von der den bin ibn al el le la di del".split())
 _LOCATIVE = frozenset(
     "in at into near across towards toward throughout outside inside within around from via".split()
@@ -286,7 +294,10 @@ _VERBS = frozenset(
     rejected agreed confirmed declined refused admitted argued launched signed voted won lost led leads
     wants plans fled took seized sought met became remains remained believes believe wrote writes
     fought fights declared promised ordered threatened dismissed praised criticised criticized
-    welcomed condemned unveiled released reported expects expected hopes hoped responded""".split()
+    welcomed condemned unveiled released reported expects expected hopes hoped responded kept held made
+    gave took went came left sent put set cut hit ran paid sold bought brought built began broke chose
+    drew fell found got grew heard knew lent let lost met rose saw spoke spent stood struck swore thought
+    threw won""".split()
 )
 _DEMONYMS = frozenset(
     """afghan afghans american americans british briton britons chinese russian russians french german
@@ -311,6 +322,7 @@ _COUNTRY_ALIASES = {
 }
 
 
+@lru_cache(maxsize=65536)
 def fold(name: str) -> str:
     """Lowercase, accents off, punctuation to spaces: the form two spellings are compared in."""
     decomposed = unicodedata.normalize("NFKD", name)
@@ -328,6 +340,7 @@ def _countries() -> dict[str, str]:
     return {fold(k): v for k, v in names.items()}
 
 
+@lru_cache(maxsize=65536)
 def _skeleton(token: str) -> str:
     """A transliteration-tolerant key: Massoud, Masoud, Massaoud and Massaud all become "msd"."""
     token = fold(token)
@@ -337,6 +350,7 @@ def _skeleton(token: str) -> str:
     return re.sub(r"(.)\1+", r"\1", head + rest)
 
 
+@lru_cache(maxsize=65536)
 def _same_token(a: str, b: str) -> bool:
     fa, fb = fold(a), fold(b)
     if fa == fb:
@@ -371,15 +385,19 @@ class Candidate:
     tokens: list[str]
     mentions: list[Mention] = field(default_factory=list)
     kind: ActorKind = ActorKind.OTHER
-    variants: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return " ".join(self.tokens)
 
 
+_PARTICLE_PREFIX = re.compile(r"(?:al|el|ad|ar|as|at|an|bin|ibn|abu|ben|d|l)[-'’][A-ZÀ-Ý]")
+
+
 def _is_capitalised(token: str) -> bool:
-    return token[:1].isupper() or (token[:1] in "'’" and token[1:2].isupper())
+    # "al-Bait" and "d'Alembert" are capitalised names behind a lowercase particle.
+    return token[:1].isupper() or ("-" in token[:5] or "'" in token[:5] or "’" in token[:5]) and bool(
+        _PARTICLE_PREFIX.match(token))
 
 
 def _is_acronym(token: str) -> bool:
@@ -398,6 +416,16 @@ def _is_verb(word: str) -> bool:
     return word in _VERBS or word in _AUXILIARIES or (word.endswith("ed") and len(word) > 4)
 
 
+def _org_ahead(tokens: list[tuple[str, int, int]], start: int) -> bool:
+    """Whether an organisation word closes the capitalised run starting here ("and Markets Authority")."""
+    for token, _, _ in tokens[start:start + 4]:
+        if not _is_capitalised(token):
+            return False
+        if _strip_possessive(token)[0].lower() in _ORG_CUES:
+            return True
+    return False
+
+
 def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Mention]:
     """Runs of capitalised tokens, with the clues later steps need already read off the context."""
     tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sentence)]
@@ -410,18 +438,25 @@ def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Me
             continue
         j, parts, possessive = i, [], False
         while j < len(tokens):
-            token, clean_start = tokens[j][0], j
+            token = tokens[j][0]
             if _is_capitalised(token):
                 token, possessive = _strip_possessive(token.rstrip("."))
                 parts.append(token if not _is_acronym(tokens[j][0]) else tokens[j][0])
                 j += 1
                 gap = sentence[tokens[j - 1][2]:tokens[j][1]] if j < len(tokens) else ""
-                if possessive or gap.strip():
+                if gap.strip() in ("'", "’"):
+                    possessive, gap = True, gap.replace(gap.strip(), "")
+                if gap.strip() or possessive and not (fold(token) not in _countries() and _org_ahead(tokens, j)):
                     break
+                if possessive:
+                    # "Republican People's Party", "Farmers' Federation": the apostrophe is part of the name.
+                    parts[-1] = sentence[tokens[j - 1][1]:tokens[j][1]].strip()
                 continue
             nxt = tokens[j + 1][0] if j + 1 < len(tokens) else ""
-            if token.lower() in _CONNECTORS and parts and _is_capitalised(nxt) and clean_start > i:
-                if token.lower() in _NAME_PARTICLES or any(p.lower() in _ORG_CUES for p in parts):
+            if token.lower() in _CONNECTORS | {"and", "&"} and parts and _is_capitalised(nxt) and j > i:
+                joins_org = _org_ahead(tokens, j + 1) or token.lower() in _CONNECTORS and any(
+                    p.lower() in _ORG_CUES for p in parts)
+                if token.lower() in _NAME_PARTICLES or joins_org:
                     parts.append(token)
                     j += 1
                     continue
@@ -436,13 +471,17 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
              end_char: int, index: int, lowercase_vocabulary: set[str]) -> Mention:
     initial = i == 0 or sentence[:tokens[i][1]].strip() in {"", '"', "“", "'", "‘", "("}
     # Sentence-initial capitals say nothing about names: drop leading common words ("The", "After").
-    while parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
+    if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
         parts = parts[1:]
-        initial = False
-    titles = []
-    while parts and (parts[0].lower().rstrip(".") in _TITLES or parts[0].lower() in _DEMONYMS):
-        titles.append(parts.pop(0))
-    while parts and parts[-1].lower() in _CONNECTORS | _CALENDAR:
+    titles: list[str] = []
+    # "Justice Ministry" and "European Space Agency" are names, not a title before a name.
+    if not any(p.lower() in _ORG_CUES for p in parts):
+        # "Transport Minister Helena Strand": everything up to the last title word is the title.
+        last_title = max((k for k, p in enumerate(parts[:-1]) if p.lower().rstrip(".") in _TITLES), default=-1)
+        titles, parts = parts[:last_title + 1], parts[last_title + 1:]
+        while parts and parts[0].lower() in _DEMONYMS:
+            titles.append(parts.pop(0))
+    while parts and parts[-1].lower() in _TRAILING_NOISE:
         parts.pop()
     while parts and parts[0].lower() in _CALENDAR:
         parts.pop(0)
@@ -458,6 +497,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         close = sentence.find(",", end_char + 1)
         rest = sentence[close + 1:].split() if close > 0 else []
         following = [w.lower().strip(".,;:") for w in rest[:3]] if rest else following
+    if len(following) > 1 and following[0] == "and" and tokens[j + 1][0][:1].isupper():
+        # "Ukraine and Romania agreed": both ends of the pair are subjects.
+        following = [t[0].lower() for t in tokens[j + 2:j + 6] if not t[0][:1].isupper()]
     while following and following[0] in ("also", "has", "have", "had", "will", "would", "then", "now"):
         if len(following) == 1 or not following[1]:
             break
@@ -466,11 +508,13 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     paren = re.match(r"\s*\(([A-Z][A-Za-z.]{1,7})\)", sentence[end_char:])
     if paren and _is_acronym(paren.group(1)):
         acronym = paren.group(1).replace(".", "")
-    direction = previous_word == "of" and len(previous) > 1 and previous[-2] in {
+    # "north of Kabul", "the village of Deir Aamar".
+    direction = previous_word == "of" and len(previous) > 1 and previous[-2] in _PLACE_CUES | {
         "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "outskirts"}
     next_word = tokens[j][0] if j < len(tokens) else ""
     subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS
-    described = _DESCRIBED.search(sentence[:tokens[i][1]])
+    described = (_DESCRIBED.search(sentence[max(0, tokens[i][1] - 80):tokens[i][1]])
+                 if previous and previous[-1] in _ROLE_NOUNS else None)
     return Mention(
         tokens=parts, sentence=index, start=tokens[i][1], end=end_char,
         titles=titles, locative=previous_word in _LOCATIVE or direction or previous_word == "capital"
@@ -492,7 +536,7 @@ _DESCRIBED = re.compile(
 def _dedupe_repeats(tokens: list[str]) -> list[str]:
     # Scraped text sometimes doubles a name ("Ahmad Massoud Ahmad Massoud").
     half = len(tokens) // 2
-    if len(tokens) % 2 == 0 and half and [fold(t) for t in tokens[:half]] == [fold(t) for t in tokens[half:]]:
+    if len(tokens) % 2 == 0 and half >= 2 and [fold(t) for t in tokens[:half]] == [fold(t) for t in tokens[half:]]:
         return tokens[:half]
     return tokens
 
@@ -543,35 +587,40 @@ def _merge(candidates: list[Candidate]) -> list[Candidate]:
     """Fold variants and partial mentions into the fullest name, most-mentioned first."""
     candidates.sort(key=lambda c: (-len(c.tokens), -len(c.mentions)))
     merged: list[Candidate] = []
+    # Exact spellings and defined acronyms, folded: most merges are found here without a scan.
+    known: dict[str, Candidate] = {}
     for candidate in candidates:
-        target = _merge_target(candidate, merged)
+        target = known.get(fold(candidate.name)) or _merge_target(candidate, merged)
         if target is None:
             merged.append(candidate)
+            target = candidate
         else:
             target.mentions.extend(candidate.mentions)
-            target.variants.add(candidate.name)
+        known.setdefault(fold(candidate.name), target)
+        for mention in candidate.mentions:
+            if mention.acronym:
+                known.setdefault(fold(mention.acronym), target)
     return merged
 
 
 def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | None:
     tokens = candidate.tokens
     name = fold(candidate.name)
-    for other in merged:
-        if other.kind == candidate.kind == ActorKind.PERSON and _person_equal(tokens, other.tokens):
-            return other
-        if fold(other.name) == name or name in {fold(v) for v in other.variants}:
-            return other
-        if any(m.acronym and fold(m.acronym) == name for m in other.mentions):
-            return other
+    if candidate.kind == ActorKind.PERSON:
+        same = next((o for o in merged if o.kind == ActorKind.PERSON and _person_equal(tokens, o.tokens)), None)
+        if same:
+            return same
     if len(tokens) == 1 and _is_acronym(tokens[0]):
         matches = [o for o in merged if len(o.tokens) > 1 and _initials(o.tokens) == tokens[0].replace(".", "")]
         if len(matches) == 1:
             return matches[0]
-    organisations = [o for o in merged if o.kind in (ActorKind.ORGANISATION, ActorKind.GROUP)
-                     and len(o.tokens) > len(tokens)
-                     and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
-    if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP, ActorKind.OTHER) and organisations:
-        return max(organisations, key=lambda o: len(o.mentions))
+    # "National Resistance Front" is "... of Afghanistan", but "African Union" is not its Commission.
+    if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP, ActorKind.OTHER):
+        organisations = [o for o in merged if o.kind in (ActorKind.ORGANISATION, ActorKind.GROUP)
+                         and len(o.tokens) > len(tokens) and o.tokens[len(tokens)].lower() in _CONNECTORS
+                         and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
+        if organisations:
+            return max(organisations, key=lambda o: len(o.mentions))
     if len(tokens) <= 2 and candidate.kind in (ActorKind.PERSON, ActorKind.OTHER):
         return _person_for_partial(tokens, merged)
     return None
@@ -646,7 +695,7 @@ def _salience(candidate: Candidate, sentence_count: int) -> float:
 
 def extract_actors(text: str, sentences: list[str] | None = None) -> list[KeyActor]:
     sentences = split_sentences(text) if sentences is None else sentences
-    usable = [i for i, s in enumerate(sentences) if _is_content(s)]
+    usable = [i for i, s in enumerate(sentences) if is_content(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     raw: dict[str, list[Mention]] = {}
     for i in usable:
@@ -662,26 +711,25 @@ def extract_actors(text: str, sentences: list[str] | None = None) -> list[KeyAct
         tokens, kind = name.split(), kinds[name]
         if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
             continue
-        if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and not any(m.titles for m in mentions):
+        if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and kind != ActorKind.COUNTRY \
+                and not any(m.titles for m in mentions):
             kind = ActorKind.OTHER
-        candidates.append(Candidate(tokens=tokens, mentions=mentions, kind=kind, variants={name}))
+        candidates.append(Candidate(tokens=tokens, mentions=mentions, kind=kind))
     actors = []
     for candidate in _merge(candidates):
         if candidate.kind == ActorKind.OTHER:
             # A lone capitalised word that never merged with anyone and never acts is noise.
-            if not any(m.subject for m in candidate.mentions) or all(m.sentence_initial for m in candidate.mentions):
+            acts = any(m.subject and m.verb not in _COPULAS for m in candidate.mentions)
+            if not acts or all(m.sentence_initial for m in candidate.mentions):
                 continue
             candidate.kind = ActorKind.ORGANISATION
-        if all(m.modifier for m in candidate.mentions) and len(candidate.tokens) == 1:
+        if candidate.kind != ActorKind.ORGANISATION and all(m.modifier for m in candidate.mentions):
             continue
         actors.append(candidate)
     actors.sort(key=lambda c: -_salience(c, len(sentences)))
-    if __import__("os").environ.get("OFFLINE_DEBUG"):
-        for c in actors:
-            print(f"{_salience(c, len(sentences)):.1f}", c.name, c.kind, len(c.mentions), sorted(c.variants))
     top = _salience(actors[0], len(sentences)) if actors else 0
     keep = [c for i, c in enumerate(actors[:MAX_ACTORS])
-            if i < MIN_ACTORS or len(c.mentions) >= 2 or _salience(c, len(sentences)) >= 0.4 * top]
+            if i < MIN_ACTORS or len(c.mentions) >= 2 or _salience(c, len(sentences)) >= 0.15 * top]
     result = []
     for candidate in keep:
         first = min(candidate.mentions, key=lambda m: (m.sentence, m.start))
