@@ -1,27 +1,50 @@
-"""Render stage: MJML compiled once per digest; each recipient only gets placeholders replaced."""
+"""Render stage: MJML compiled once per digest; each recipient only gets placeholders replaced.
+
+`render_digest` compiles the email with the markers of PLACEHOLDERS where per-recipient values go;
+`personalise` swaps them in one pass. `render_for` is the reference path that compiles with the real
+values: both must give the same bytes, which the tests check.
+
+Content from articles, summaries, editors and newsletter settings is escaped for HTML, and any
+text that looks like a marker is defused, so an article cannot smuggle in a placeholder.
+"""
 
 import html
+import re
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core import signing
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from mjml import mjml2html
 
-from .models import Digest, Newsletter, Subscriber
+from .models import Digest, DigestItem, Newsletter, Subscriber
 
 DEFAULT_THEME = {
     "accent": "#1f4e79",
     "text": "#1a1a1a",
-    "muted": "#6b6b6b",
-    "background": "#f2f2f2",
+    "muted": "#5f6368",
+    "background": "#eef0f3",
+    "surface": "#ffffff",
+    "header_text": "#ffffff",
     "font": "Helvetica, Arial, sans-serif",
+    "heading_font": "Georgia, 'Times New Roman', serif",
     "logo_url": "",
+    "dark_background": "#121416",
+    "dark_surface": "#1d2023",
+    "dark_text": "#e6e6e6",
+    "dark_accent": "#8ab4f8",
 }
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# Font stacks end up inside CSS and style attributes: letters, digits, spaces, commas, hyphens, single quotes.
+_FONT = re.compile(r"[A-Za-z0-9 ,'-]{1,200}")
+_URL = re.compile(r"https?://[^\s\"'<>()\\`]+")
 
 # Per-recipient parts are rendered as these markers and substituted after compiling,
 # so the MJML compile runs once per digest, not once per subscriber.
@@ -31,9 +54,18 @@ PLACEHOLDERS = {
     "unsubscribe_url": "%%ND_UNSUBSCRIBE%%",
     "preferences_url": "%%ND_PREFERENCES%%",
 }
+_MARKER_PREFIX = "%%ND_"
+_MARKERS = re.compile("|".join(re.escape(marker) for marker in PLACEHOLDERS.values()))
+_BY_MARKER = {marker: key for key, marker in PLACEHOLDERS.items()}
 
 UNSUBSCRIBE_SALT = "newsdigest.unsubscribe"
 PREFERENCES_SALT = "newsdigest.preferences"
+WIDTH = 72
+RULE = "-" * WIDTH
+
+
+class ThemeError(ValueError):
+    """A newsletter's theme holds a value that could break or inject into the email."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +76,32 @@ class RenderedEmail:
 
 def safe_url(url: str) -> str:
     """Only http(s) links reach an email; anything else (javascript:, data:) becomes no link."""
-    return url if urlsplit(url).scheme in {"http", "https"} else ""
+    url = (url or "").strip()
+    return url if _URL.fullmatch(url) and urlsplit(url).netloc else ""
+
+
+def theme_for(newsletter: Newsletter) -> dict[str, str]:
+    """The newsletter's theme over the defaults, every value checked: a rebrand is data, never markup."""
+    theme = newsletter.theme or {}
+    if not isinstance(theme, dict):
+        raise ThemeError(f"newsletter {newsletter.slug}: theme must be a JSON object, not {type(theme).__name__}")
+    problems = []
+    for key, value in theme.items():
+        if key not in DEFAULT_THEME:
+            problems.append(f"unknown key {key!r} (known: {', '.join(sorted(DEFAULT_THEME))})")
+        elif not isinstance(value, str):
+            problems.append(f"{key} must be a string")
+        elif key == "logo_url":
+            if value and not safe_url(value):
+                problems.append(f"logo_url must be an http(s) URL without quotes or spaces, got {value!r}")
+        elif "font" in key:
+            if not _FONT.fullmatch(value):
+                problems.append(f"{key} may hold letters, digits, spaces, commas, hyphens and ' only, got {value!r}")
+        elif not _COLOUR.fullmatch(value):
+            problems.append(f"{key} must be a #rgb or #rrggbb colour, got {value!r}")
+    if problems:
+        raise ThemeError(f"newsletter {newsletter.slug}: bad theme: " + "; ".join(problems))
+    return {**DEFAULT_THEME, **theme}
 
 
 def unsubscribe_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
@@ -68,56 +125,199 @@ def view_url(digest: Digest) -> str:
     return settings.SITE_URL + reverse("digest-view", args=[digest.pk])
 
 
-def _wrap(text: str, indent: str = "   ") -> str:
-    return textwrap.fill(text, width=72, initial_indent=indent, subsequent_indent=indent)
+def one_line(value: str) -> str:
+    """Collapse CR/LF and runs of whitespace: such a value can break neither a header nor a line."""
+    return " ".join(str(value or "").split())
 
 
-def story_context(digest: Digest) -> tuple[list[dict], list[str]]:
+def _defuse(text: str) -> str:
+    """Plain-text content can't hold a marker: a zero-width non-joiner splits any '%%ND_'."""
+    return text.replace(_MARKER_PREFIX, "%\u200c%ND_")
+
+
+def _h(text: str) -> SafeString:
+    """Content for the MJML source: escaped, and '%' of a would-be marker as an entity (same glyph)."""
+    return SafeString(html.escape(text).replace(_MARKER_PREFIX, "&#37;%ND_"))
+
+
+def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
+    paragraphs = [one_line(p) for p in str(text).split("\n") if p.strip()]
+    wrapped = []
+    for i, paragraph in enumerate(paragraphs):
+        lead = first if (first is not None and i == 0) else indent
+        wrapped.append(textwrap.fill(paragraph, width=WIDTH, initial_indent=lead, subsequent_indent=indent,
+                                     break_long_words=False, break_on_hyphens=False))
+    return "\n\n".join(wrapped)
+
+
+def _zone(newsletter: Newsletter):
+    try:
+        return ZoneInfo(newsletter.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local(moment: datetime | None, zone) -> datetime | None:
+    return timezone.localtime(moment, zone) if moment is not None else None
+
+
+def _actors(item: DigestItem) -> list[dict[str, str]]:
+    """Editors' overrides are free JSON: keep the entries that name someone, as strings."""
+    actors = []
+    for actor in item.key_actors or []:
+        if isinstance(actor, dict) and one_line(actor.get("name", "")):
+            actors.append({key: one_line(actor.get(key, "")) for key in ("name", "role", "action")})
+    return actors
+
+
+def _stories(digest: Digest, zone) -> tuple[list[dict], list[str]]:
+    """Stories as plain strings, plus the numbered link references of the text part."""
     stories, links = [], []
-    items = digest.items.select_related("article__source", "summary").order_by("position", "pk")
-    for item in items:
+
+    def ref(url: str) -> int:
+        links.append(url)
+        return len(links)
+
+    items = digest.items.select_related("article__source", "article__story", "summary").order_by("position", "pk")
+    for number, item in enumerate(items, start=1):
         article = item.article
         url = safe_url(article.canonical_url or article.url)
-        links.append(url or "(no link)")
         also_in = []
         if article.story_id:
-            for other in article.story.articles.exclude(pk=article.pk).select_related("source"):
+            for other in article.story.articles.exclude(pk=article.pk).select_related("source").order_by("pk"):
                 if other_url := safe_url(other.canonical_url or other.url):
-                    also_in.append({"name": other.source.name if other.source else urlsplit(other_url).netloc,
-                                    "url": other_url})
+                    name = other.source.name if other.source else urlsplit(other_url).netloc
+                    also_in.append({"name": one_line(name), "url": other_url})
         stories.append({
-            "headline": item.headline,
+            "number": number,
+            "headline": one_line(item.headline),
             "url": url,
-            "source": article.source.name if article.source else (urlsplit(url).netloc if url else ""),
-            "published_at": article.published_at,
-            "summary": item.summary_text,
-            "summary_wrapped": _wrap(item.summary_text),
-            "why_it_matters": item.why_it_matters,
-            "why_wrapped": _wrap(f"Why it matters: {item.why_it_matters}") if item.why_it_matters else "",
-            "actors": item.key_actors,
-            "also_in": also_in,
-            "ref": len(links),
+            "ref": ref(url) if url else None,
+            "source": one_line(article.source.name if article.source else (urlsplit(url).netloc if url else "")),
+            "when": f"{local.day} {local:%b, %H:%M}" if (local := _local(article.published_at, zone)) else "",
+            "summary": item.summary_text.strip(),
+            "why_it_matters": item.why_it_matters.strip(),
+            "actors": _actors(item),
+            "also_in": [{**other, "ref": ref(other["url"])} for other in also_in],
         })
     return stories, links
 
 
+def _people(stories: list[dict]) -> list[dict]:
+    """Everyone named across the issue once, with the first role given and the stories they appear in."""
+    people: dict[str, dict] = {}
+    for story in stories:
+        for actor in story["actors"]:
+            person = people.setdefault(actor["name"].casefold(), {"name": actor["name"], "role": "", "stories": []})
+            person["role"] = person["role"] or actor["role"]
+            if story["number"] not in person["stories"]:
+                person["stories"].append(story["number"])
+    return sorted(people.values(), key=lambda p: (p["stories"][0], p["name"].casefold()))
+
+
+def _text_context(newsletter: Newsletter, digest: Digest, stories: list[dict], people: list[dict],
+                  links: list[str], date: str) -> dict:
+    """The plain-text part is written for reading as text: wrapped, numbered, links as references."""
+    text_stories = []
+    for story in stories:
+        meta = " · ".join(part for part in (story["source"], story["when"]) if part)
+        lines = [_wrap(f"{story['number']}. {story['headline']}", indent="   ", first="")]
+        if meta or story["ref"]:
+            lines.append("   " + " ".join(p for p in (meta, f"[{story['ref']}]" if story["ref"] else "") if p))
+        body = [_wrap(story["summary"], indent="   ")] if story["summary"] else []
+        if story["why_it_matters"]:
+            body.append(_wrap(f"Why it matters: {story['why_it_matters']}", indent="   "))
+        if story["actors"]:
+            actors = ["   Key actors:"]
+            for actor in story["actors"]:
+                role = f" ({actor['role']})" if actor["role"] else ""
+                action = f": {actor['action']}" if actor["action"] else ""
+                actors.append(_wrap(f"{actor['name']}{role}{action}", indent="     ", first="   - "))
+            body.append("\n".join(actors))
+        if story["also_in"]:
+            body.append(_wrap("Also in: " + ", ".join(f"{o['name']} [{o['ref']}]" for o in story["also_in"]),
+                              indent="   "))
+        text_stories.append(_defuse("\n".join(lines) + ("\n\n" + "\n\n".join(body) if body else "")))
+    people_lines = []
+    for person in people:
+        role = f" ({person['role']})" if person["role"] else ""
+        numbers = ", ".join(str(n) for n in person["stories"])
+        people_lines.append(_defuse(_wrap(f"{person['name']}{role}: story {numbers}", indent="  ", first="- ")))
+    return {
+        "title": _defuse(one_line(newsletter.name).upper()),
+        "date": date,
+        "intro": _defuse(_wrap(digest.intro)),
+        "contents": [_defuse(_wrap(f"{s['number']:>2}. {s['headline']}", indent="    ")) for s in stories],
+        "stories": text_stories,
+        "people": people_lines,
+        "links": [f"[{i}] {_defuse(link)}" for i, link in enumerate(links, start=1)],
+        "why": _defuse(_wrap(f"You get {one_line(newsletter.name)} because you subscribed to it with this address:")),
+        "postal": _defuse(one_line(", ".join(p for p in (newsletter.sender_name, newsletter.postal_address) if p))
+                          if newsletter.postal_address else ""),
+        "rule": RULE,
+    }
+
+
+def _paragraphs(text: str) -> SafeString:
+    """Blank-line separated paragraphs as <p>; single line breaks kept as <br />."""
+    blocks = [block for block in re.split(r"\n\s*\n", text.strip()) if block.strip()]
+    return SafeString("".join(
+        '<p style="margin:0 0 12px">' + "<br />".join(_h(one_line(line)) for line in block.split("\n")) + "</p>"
+        for block in blocks))
+
+
+def _html_context(newsletter: Newsletter, digest: Digest, theme: dict, stories: list[dict],
+                  people: list[dict], date: str) -> dict:
+    def escaped(value):
+        if isinstance(value, str):
+            return _h(value)
+        if isinstance(value, list):
+            return [escaped(v) for v in value]
+        if isinstance(value, dict):
+            return {k: escaped(v) for k, v in value.items()}
+        return value
+
+    return {
+        "name": _h(one_line(newsletter.name)),
+        "subject": _h(one_line(digest.subject)),
+        "date": date,
+        "intro": _paragraphs(digest.intro),
+        "stories": [{**escaped(s), "summary": _paragraphs(s["summary"])} for s in stories],
+        "people": escaped(people),
+        "preview_text": _h(" · ".join(s["headline"] for s in stories[:3])),
+        "postal": _h(one_line(", ".join(p for p in (newsletter.sender_name, newsletter.postal_address) if p))
+                     if newsletter.postal_address else ""),
+        "theme": theme,
+    }
+
+
+def _render(digest: Digest, values: dict[str, str]) -> RenderedEmail:
+    newsletter = digest.newsletter
+    theme = theme_for(newsletter)
+    zone = _zone(newsletter)
+    stories, links = _stories(digest, zone)
+    people = _people(stories)
+    end = _local(digest.period_end, zone)
+    date = f"{end:%A}, {end.day} {end:%B %Y}"
+    common = {"view_url": view_url(digest), **values}
+    mjml_source = render_to_string(
+        "email/digest.mjml", {**_html_context(newsletter, digest, theme, stories, people, date), **common})
+    text = render_to_string(
+        "email/digest.txt", {**_text_context(newsletter, digest, stories, people, links, date), **common})
+    return RenderedEmail(html=mjml2html(mjml_source), text=text)
+
+
 def render_digest(digest: Digest) -> RenderedEmail:
     """The digest's email with per-recipient placeholders still in it."""
-    newsletter = digest.newsletter
-    stories, links = story_context(digest)
-    context = {
-        "digest": digest,
-        "newsletter": newsletter,
-        "theme": {**DEFAULT_THEME, **(newsletter.theme or {})},
-        "stories": stories,
-        "links": links,
-        "view_url": view_url(digest),
-        "preview_text": " · ".join(s["headline"] for s in stories[:3]),
-        **PLACEHOLDERS,
-    }
-    mjml_source = render_to_string("email/digest.mjml", context)
-    text = render_to_string("email/digest.txt", context)
-    return RenderedEmail(html=mjml2html(mjml_source), text=text)
+    return _render(digest, PLACEHOLDERS)
+
+
+def render_for(digest: Digest, subscriber: Subscriber) -> RenderedEmail:
+    """Reference path: compile the MJML with this subscriber's real values (one compile per recipient).
+
+    Too slow for sending; it exists to prove `personalise(render_digest(d), d, s)` gives the same bytes.
+    """
+    return _render(digest, subscriber_values(digest, subscriber))
 
 
 def ensure_rendered(digest: Digest) -> RenderedEmail:
@@ -132,13 +332,17 @@ def ensure_rendered(digest: Digest) -> RenderedEmail:
     return RenderedEmail(html=digest.html_template, text=digest.text_template)
 
 
-def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber) -> RenderedEmail:
-    return _substitute(rendered, {
-        "subscriber_name": subscriber.name or "there",
-        "subscriber_email": subscriber.email,
+def subscriber_values(digest: Digest, subscriber: Subscriber) -> dict[str, str]:
+    return {
+        "subscriber_name": one_line(subscriber.name) or "there",
+        "subscriber_email": one_line(subscriber.email),
         "unsubscribe_url": unsubscribe_url(subscriber, digest.newsletter),
         "preferences_url": preferences_url(subscriber),
-    })
+    }
+
+
+def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber) -> RenderedEmail:
+    return _substitute(rendered, subscriber_values(digest, subscriber))
 
 
 def for_archive(rendered: RenderedEmail) -> RenderedEmail:
@@ -149,8 +353,8 @@ def for_archive(rendered: RenderedEmail) -> RenderedEmail:
 
 
 def _substitute(rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
-    html_out, text_out = rendered.html, rendered.text
-    for key, marker in PLACEHOLDERS.items():
-        html_out = html_out.replace(marker, html.escape(values[key]))
-        text_out = text_out.replace(marker, values[key])
-    return RenderedEmail(html=html_out, text=text_out)
+    """One regex pass per part, so a substituted value is never scanned for markers again."""
+    escaped = {marker: html.escape(values[key]) for marker, key in _BY_MARKER.items()}
+    raw = {marker: values[key] for marker, key in _BY_MARKER.items()}
+    return RenderedEmail(html=_MARKERS.sub(lambda m: escaped[m.group()], rendered.html),
+                         text=_MARKERS.sub(lambda m: raw[m.group()], rendered.text))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from worker import render, schedule
+from worker import render, schedule, screenshot
 from worker.models import Digest, Newsletter, Subscriber
 
 
@@ -21,6 +21,10 @@ class Command(BaseCommand):
         preview.add_argument("--out", required=True, metavar="FILE")
         preview.add_argument("--text", action="store_true", help="the plain-text part instead of HTML")
         preview.add_argument("--subscriber", metavar="EMAIL", help="personalise for this subscriber")
+        shot = sub.add_parser("screenshot", help="PNGs of the HTML at phone and desktop widths (headless Chromium)")
+        shot.add_argument("digest_id", type=int, metavar="ID")
+        shot.add_argument("--out", required=True, metavar="DIR")
+        shot.add_argument("--subscriber", metavar="EMAIL", help="personalise for this subscriber")
 
     def handle(self, *args, action, **options):
         getattr(self, f"do_{action}")(**options)
@@ -46,17 +50,36 @@ class Command(BaseCommand):
         self.stdout.write(f"digest {digest_id} approved")
 
     def do_preview(self, digest_id, out, text, subscriber, **_):
-        digest = _get_digest(digest_id)
-        rendered = render.ensure_rendered(digest)
-        if subscriber:
-            try:
-                rendered = render.personalise(rendered, digest, Subscriber.objects.get(email=subscriber))
-            except Subscriber.DoesNotExist:
-                raise CommandError(f"no subscriber {subscriber}") from None
-        else:
-            rendered = render.for_archive(rendered)
-        Path(out).write_text(rendered.text if text else rendered.html, encoding="utf-8")
+        rendered = _rendered(digest_id, subscriber)
+        # newline="" keeps the bytes as mailed (no platform newline translation).
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(rendered.text if text else rendered.html)
         self.stdout.write(f"wrote {out}")
+
+    def do_screenshot(self, digest_id, out, subscriber, **_):
+        try:
+            shots = screenshot.capture(_rendered(digest_id, subscriber).html, Path(out), stem=f"digest-{digest_id}")
+        except screenshot.ChromiumMissing as exc:
+            raise CommandError(str(exc)) from None
+        for shot in shots:
+            self.stdout.write(f"wrote {shot.path}: {shot.width}px wide, page {shot.scroll_width}px, "
+                              f"{shot.headlines} headlines")
+        if bad := [shot for shot in shots if not shot.ok]:
+            raise CommandError("; ".join(
+                f"{shot.width}px: page is {shot.scroll_width}px wide, hidden headlines {shot.hidden_headlines}"
+                for shot in bad))
+
+
+def _rendered(digest_id: int, subscriber: str | None) -> render.RenderedEmail:
+    """The HTML/text as mailed to `subscriber`, or the browser copy when none is named."""
+    digest = _get_digest(digest_id)
+    rendered = render.ensure_rendered(digest)
+    if not subscriber:
+        return render.for_archive(rendered)
+    try:
+        return render.personalise(rendered, digest, Subscriber.objects.get(email=subscriber))
+    except Subscriber.DoesNotExist:
+        raise CommandError(f"no subscriber {subscriber}") from None
 
 
 def _get_digest(digest_id: int) -> Digest:
