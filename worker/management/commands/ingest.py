@@ -1,13 +1,14 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from worker import ingest, tasks
+from worker import ingest
 from worker.models import Source
 
 from ._progress import progress
 
 
 class Command(BaseCommand):
-    help = "Ingest articles from files, directories, globs or URLs, then queue their summaries."
+    help = "Ingest articles from files (txt, md, html, json, eml), directories, globs or URLs; queue their summaries."
 
     def add_arguments(self, parser):
         parser.add_argument("targets", nargs="+", metavar="PATH|URL")
@@ -20,22 +21,21 @@ class Command(BaseCommand):
         paths = ingest.expand_paths([t for t in targets if t not in urls])
         if not urls and not paths:
             raise CommandError(f"nothing to ingest: no file matches {' '.join(targets)}")
-        created, duplicates, errors = [], 0, []
+        created, updated, duplicates, errors = 0, 0, 0, []
         jobs = [("url", u) for u in urls] + [("path", p) for p in paths]
         for kind, target in progress(jobs, "Ingesting", stream=self.stdout):
             try:
-                results = [ingest.ingest_url(target, src)] if kind == "url" else ingest.ingest_file(target, src)
+                with transaction.atomic():
+                    results = [ingest.ingest_url(target, src)] if kind == "url" else ingest.ingest_file(target, src)
+                    for result in results if not no_summarize else []:
+                        ingest.queue_summary(result)
             except (ingest.IngestError, OSError) as exc:
+                ingest.record_rejection(src, str(target), str(exc))
                 errors.append(f"{target}: {exc}")
                 continue
-            for result in results:
-                if result.created:
-                    created.append(result.article.pk)
-                else:
-                    duplicates += 1
-        if not no_summarize:
-            for article_id in created:
-                tasks.summarize_article.delay(article_id)
-        self.stdout.write(f"{len(created)} new, {duplicates} already known, {len(errors)} refused")
+            created += sum(r.created for r in results)
+            updated += sum(r.updated for r in results)
+            duplicates += sum(not r.needs_summary for r in results)
+        self.stdout.write(f"{created} new, {updated} updated, {duplicates} already known, {len(errors)} refused")
         for error in errors:
             self.stderr.write(f"refused {error}")

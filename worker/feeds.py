@@ -1,0 +1,292 @@
+"""Feeds: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed by hand; polled with conditional
+GET, backing off exponentially while a feed fails. A bad entry is refused on its own and never
+blocks its siblings."""
+
+import calendar
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import feedparser
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import fetch, ingest
+from .cleaning import decode_bytes, html_to_text
+from .models import Article, Source
+
+log = logging.getLogger("newsdigest.ingest")
+
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+               "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5")
+POLL_TASK_NAME = "newsdigest: poll feeds"
+# Encoding mismatches feedparser recovers from by itself; they lose nothing.
+_HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+class FeedError(Exception):
+    """The document is not a feed we can read at all."""
+
+
+@dataclass
+class Entry:
+    guid: str
+    title: str = ""
+    link: str = ""
+    author: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+    html: str = ""
+    text: str = ""
+
+
+@dataclass
+class PollReport:
+    source: Source
+    new: int = 0
+    updated: int = 0
+    known: int = 0
+    rejected: int = 0
+    not_modified: bool = False
+    skipped: bool = False
+    error: str = ""
+    article_ids: list[int] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.error:
+            return f"{self.source}: failed ({self.error})"
+        if self.skipped:
+            return f"{self.source}: not due"
+        if self.not_modified:
+            return f"{self.source}: not modified"
+        return f"{self.source}: {self.new} new, {self.updated} updated, {self.known} known, {self.rejected} refused"
+
+
+def _struct_time(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=UTC) if value else None
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _json_feed(body: bytes) -> list[Entry]:
+    try:
+        doc = json.loads(decode_bytes(body))
+    except json.JSONDecodeError as exc:
+        raise FeedError(f"invalid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
+        raise FeedError("JSON document is not a JSON Feed (no https://jsonfeed.org/version/ version)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise FeedError("JSON Feed has no items list")
+    entries = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            item = {}
+        authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+        names = [a.get("name", "") for a in authors if isinstance(a, dict)]
+        link = _http_url(_str(item.get("url")) or _str(item.get("external_url")))
+        entries.append(Entry(
+            guid=str(item.get("id") or link or f"#{index}"), title=_str(item.get("title")), link=link,
+            author=", ".join(n for n in names if isinstance(n, str) and n),
+            published=ingest.parse_date(_str(item.get("date_published"))),
+            updated=ingest.parse_date(_str(item.get("date_modified"))),
+            html=_str(item.get("content_html")) or _str(item.get("summary")) if not item.get("content_text") else "",
+            text=_str(item.get("content_text")),
+        ))
+    return entries
+
+
+def _str(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _http_url(link: str) -> str:
+    """Entry links that are not absolute http(s) URLs (javascript:, a bare permalink GUID) are no links."""
+    return link.strip() if link.strip().lower().startswith(("http://", "https://")) else ""
+
+
+def parse_feed(body: bytes, content_type: str = "") -> tuple[list[Entry], str]:
+    """Entries of a feed document, plus a warning when it was malformed but partly readable."""
+    head = body.lstrip()[:1]
+    if "json" in content_type or head in (b"{", b"["):
+        return _json_feed(body), ""
+    # Unsanitised: html_to_text drops scripts, iframes and their content; feedparser's sanitiser keeps the
+    # inner text of the elements it removes.
+    parsed = feedparser.parse(body, sanitize_html=False)
+    problem = parsed.get("bozo_exception") if parsed.bozo else None
+    if isinstance(problem, _HARMLESS_BOZO):
+        problem = None
+    if not parsed.get("version") and not parsed.entries:
+        if b"<html" in body[:4096].lower():
+            raise FeedError("not a feed: the server sent an HTML page")
+        raise FeedError(f"not a feed: {problem or 'no RSS, Atom or JSON Feed document found'}")
+    entries = []
+    for index, item in enumerate(parsed.entries):
+        content = item.get("content") or []
+        html = content[0].get("value", "") if content else item.get("summary", "")
+        link = _http_url(item.get("link", ""))
+        entries.append(Entry(
+            guid=item.get("id") or link or f"#{index}", title=html_to_text(item.get("title", "")) or "",
+            link=link, author=item.get("author", ""),
+            # dict.get: FeedParserDict.get would alias updated to published with a deprecation warning.
+            published=_struct_time(dict.get(item, "published_parsed") or dict.get(item, "updated_parsed")),
+            updated=_struct_time(dict.get(item, "updated_parsed")), html=html,
+        ))
+    warning = f"feed is malformed ({problem}); read the {len(entries)} entries before the error" if problem else ""
+    return entries, warning
+
+
+def ingest_entry(entry: Entry, source: Source) -> ingest.IngestResult:
+    """One entry as an article. Entries without full text are completed from their page; a page that
+    cannot be fetched falls back to the feed's own text when there is any."""
+    text = entry.text or html_to_text(entry.html)
+    article = {"title": entry.title, "text": text, "url": entry.link, "author": entry.author,
+               "published_at": entry.published, "guid": entry.guid}
+    if len(text) < settings.NEWSDIGEST_FEED_FULLTEXT_MIN_CHARS and entry.link:
+        known = Article.objects.filter(guid=entry.guid, source=source).first()
+        if known is not None and not (entry.updated and entry.updated > known.updated_at):
+            # Already fetched once, and the feed does not say it changed: no second download.
+            return ingest.IngestResult(known, False)
+        try:
+            page = ingest.fetch_page(entry.link)
+        except ingest.IngestError as exc:
+            if not text:
+                raise ingest.IngestError(f"entry has no text and its page failed: {exc}") from exc
+            log.info("%s: page of %s unavailable (%s); using the feed's text", source, entry.link, exc)
+        else:
+            if len(page["text"]) > len(text):
+                article.update(text=page["text"], canonical_url=page["canonical_url"],
+                               language=page["language"], title=entry.title or page["title"],
+                               author=entry.author or page["author"],
+                               published_at=entry.published or page["published_at"])
+    if not article["text"]:
+        raise ingest.IngestError("entry has neither text nor a link")
+    return ingest.ingest_article(source=source, **article)
+
+
+def _backoff(source: Source, errors: int) -> timedelta:
+    minutes = min(source.poll_interval_minutes * 2 ** min(errors, 20), settings.NEWSDIGEST_FEED_BACKOFF_MAX_MINUTES)
+    return timedelta(minutes=minutes)
+
+
+def _failed(report: PollReport, reason: str) -> PollReport:
+    source, now = report.source, timezone.now()
+    ingest.record_rejection(source, source.url, reason)
+    Source.objects.filter(pk=source.pk).update(error_count=F("error_count") + 1, last_error=reason, last_polled_at=now)
+    source.refresh_from_db()
+    source.next_poll_at = now + _backoff(source, source.error_count)
+    source.save(update_fields=["next_poll_at"])
+    report.error = reason
+    return report
+
+
+def _succeeded(source: Source, etag: str, last_modified: str) -> None:
+    now = timezone.now()
+    source.error_count, source.last_error, source.last_polled_at = 0, "", now
+    source.next_poll_at = now + timedelta(minutes=source.poll_interval_minutes)
+    source.etag, source.last_modified = etag[:500], last_modified[:100]
+    source.save(update_fields=["error_count", "last_error", "last_polled_at", "next_poll_at", "etag",
+                               "last_modified"])
+
+
+def _claim(source: Source, now: datetime) -> bool:
+    """Only one poller per due feed: the first to push next_poll_at forward wins."""
+    due = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
+    lease = now + timedelta(minutes=source.poll_interval_minutes)
+    return bool(Source.objects.filter(due, pk=source.pk).update(next_poll_at=lease))
+
+
+def poll_source(source: Source, *, force: bool = False) -> PollReport:
+    report = PollReport(source)
+    if not force and not _claim(source, timezone.now()):
+        report.skipped = True
+        return report
+    try:
+        response = fetch.fetch(source.url, etag=source.etag, last_modified=source.last_modified, accept=FEED_ACCEPT)
+    except fetch.FetchError as exc:
+        return _failed(report, str(exc))
+    if response.not_modified:
+        _succeeded(source, source.etag, source.last_modified)
+        report.not_modified = True
+        return report
+    try:
+        entries, warning = parse_feed(response.body, response.content_type)
+    except FeedError as exc:
+        return _failed(report, f"{source.url}: {exc}")
+    if warning:
+        ingest.record_rejection(source, source.url, warning)
+    limit = settings.NEWSDIGEST_FEED_MAX_ENTRIES
+    if len(entries) > limit:
+        ingest.record_rejection(source, source.url, f"feed has {len(entries)} entries; read the first {limit} "
+                                                    f"and refused the other {len(entries) - limit}")
+    for index, entry in enumerate(entries[:limit]):
+        _ingest_one(report, entry, index)
+    _succeeded(source, response.headers.get("etag", ""), response.headers.get("last-modified", ""))
+    return report
+
+
+def _ingest_one(report: PollReport, entry: Entry, index: int) -> None:
+    target = entry.link or f"{report.source.url}#entry-{index}"
+    try:
+        with transaction.atomic():
+            result = ingest_entry(entry, report.source)
+            ingest.queue_summary(result)
+    except ingest.IngestError as exc:
+        ingest.record_rejection(report.source, target, f"entry {entry.guid!r}: {exc}")
+        report.rejected += 1
+        return
+    except Exception as exc:  # noqa: BLE001 - one broken entry must not block its siblings
+        log.exception("unexpected error on entry %r of %s", entry.guid, report.source)
+        ingest.record_rejection(report.source, target, f"entry {entry.guid!r}: unexpected {type(exc).__name__}: {exc}")
+        report.rejected += 1
+        return
+    if result.created:
+        report.new += 1
+        report.article_ids.append(result.article.pk)
+    elif result.updated:
+        report.updated += 1
+        report.article_ids.append(result.article.pk)
+    else:
+        report.known += 1
+
+
+def due_source_ids(now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    due = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
+    return list(Source.objects.filter(due, kind=Source.Kind.FEED, active=True).order_by("pk")
+                .values_list("pk", flat=True))
+
+
+def poll_source_id(source_id: int, force: bool = False) -> PollReport | None:
+    source = Source.objects.filter(pk=source_id, kind=Source.Kind.FEED).first()
+    return poll_source(source, force=force) if source is not None else None
+
+
+def add_feed(url: str, name: str = "", newsletter=None) -> tuple[Source, bool]:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError as exc:
+        raise FeedError(f"not an http(s) URL: {url}") from exc
+    source, created = Source.objects.get_or_create(
+        url=url, kind=Source.Kind.FEED,
+        defaults={"name": name or (url.split("//", 1)[1].split("/", 1)[0]), "newsletter": newsletter})
+    ensure_poll_schedule()
+    return source, created
+
+
+def ensure_poll_schedule():
+    """The celery-beat entry that polls due feeds; created once, idempotent."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.NEWSDIGEST_FEED_POLL_EVERY_MINUTES, period=IntervalSchedule.MINUTES)
+    task, _ = PeriodicTask.objects.update_or_create(
+        name=POLL_TASK_NAME, defaults={"task": "worker.tasks.poll_feeds", "interval": interval, "enabled": True})
+    return task
