@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
@@ -182,7 +182,8 @@ def candidate_articles(newsletter: Newsletter) -> list[Article]:
     ).exclude(digest__status=Digest.Status.CANCELLED)
     articles = (
         Article.objects.filter(status=Article.Status.SUMMARIZED)
-        .filter(source__newsletter__in=[newsletter, None])
+        # A source without a newsletter (or no source: a file dropped in by hand) feeds every newsletter.
+        .filter(Q(source__newsletter=newsletter) | Q(source__newsletter__isnull=True))
         .exclude(Exists(used))
         .exclude(Exists(used_story))
         .annotate(cluster_size=Count("story__articles"))
