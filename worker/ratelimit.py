@@ -30,6 +30,18 @@ redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
 return tostring(wait)
 """
 
+# KEYS: block-until key. ARGV: seconds. Atomic, on the server's clock (sub-second), and only ever
+# extends the block, so two workers told different Retry-After values cannot shorten each other's.
+_BLOCK = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local seconds = tonumber(ARGV[1])
+if now + seconds > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], tostring(now + seconds), 'PX', math.ceil(seconds * 1000) + 1000)
+end
+return 1
+"""
+
 
 @cache
 def redis_client() -> redis.Redis | None:
@@ -52,6 +64,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._local = {"tokens": self.capacity, "ts": time.monotonic(), "blocked": 0.0}
         self._script = self.client.register_script(_TAKE) if self.client is not None else None
+        self._block = self.client.register_script(_BLOCK) if self.client is not None else None
 
     def try_acquire(self, cost: float = 1.0) -> float:
         """Take `cost` tokens if they are there and return 0, else return the seconds to wait."""
@@ -84,11 +97,8 @@ class TokenBucket:
 
     def block_for(self, seconds: float) -> None:
         """Everyone waits (e.g. the server said Retry-After); a shorter block never shortens a longer one."""
-        if self.client is not None:
-            until = float(self.client.time()[0]) + seconds
-            current = float(self.client.get(f"{self.name}:blocked") or 0)
-            if until > current:
-                self.client.set(f"{self.name}:blocked", until, ex=int(seconds) + 1)
+        if self._block is not None:
+            self._block(keys=[f"{self.name}:blocked"], args=[seconds])
             return
         with self._lock:
             self._local["blocked"] = max(self._local["blocked"], time.monotonic() + seconds)
