@@ -157,3 +157,60 @@ def test_panjshir_has_no_places_or_footer_as_actors(panjshir):
 
 def test_panjshir_actor_count_is_three_to_seven(panjshir):
     assert 3 <= len(panjshir.key_actors) <= 7
+
+
+def test_organisation_names_keep_lowercase_connectors():
+    text = ("The United Nations Assistance Mission in Afghanistan (UNAMA) called on both sides to protect civilians. "
+            "The Organisation of the Petroleum Exporting Countries said output would fall.")
+    found = names(text)
+    assert "United Nations Assistance Mission in Afghanistan" in found
+    assert "Organisation of the Petroleum Exporting Countries" in found
+
+
+def test_a_place_after_in_stays_outside_the_organisation_name():
+    text = "The Coastal Dockworkers Union in Valmora said the strike would go on. The union said talks had failed."
+    assert "Coastal Dockworkers Union" in names(text)
+
+
+def test_an_organisation_named_after_a_port_is_not_a_place():
+    text = "Pilots ended a strike after the Maritime Pilots Guild reached a deal with the Kestrel Port Authority."
+    assert "Kestrel Port Authority" in names(text)
+
+
+def test_action_is_the_verb_phrase_of_the_subject():
+    actors = {a.name: a for a in summarize("", FATHER_AND_SON).key_actors}
+    assert actors["Rustam Karimov"].action == "said on Monday that his movement would fight on"
+
+
+def test_a_passive_agent_becomes_the_subject_of_the_action():
+    text = ("Rebels held the pass on Monday. The Mountain Front, led by Daler Nazarov, said it would not retreat. "
+            "Officials in the capital said talks were possible.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert actors["Daler Nazarov"].action == "leads The Mountain Front"
+    assert "by Daler" not in actors["Daler Nazarov"].action
+
+
+def test_a_quoted_speaker_is_said_to_say_the_quote():
+    text = ('"We will not back down," said Marta Okonjo, the union\'s general secretary. '
+            "Harbourline Logistics said talks would resume on Thursday.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert actors["Marta Okonjo"].action == "said “We will not back down”"
+
+
+def test_organisation_role_comes_from_a_relative_clause():
+    text = ("Harbourline Logistics, which runs the terminals under a long concession, said automation would go ahead. "
+            "Daniel Ferreira said the company had offered retraining.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert actors["Harbourline Logistics"].role == "runs the terminals under a long concession"
+
+
+def test_organisation_role_comes_from_a_nearby_noun():
+    text = ("The Coastal Dockworkers Union said 1,800 members joined the strike. "
+            "Marta Okonjo, general secretary of the union, said the terminals would stay closed.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert actors["Coastal Dockworkers Union"].role == "the union"
+
+
+def test_a_person_of_the_party_stays_apart_from_the_party():
+    text = "The mayor, Agnes Molnar of the Civic Alliance, said she welcomed rivals. The Civic Alliance agreed."
+    assert "Agnes Molnar" in names(text)

@@ -70,10 +70,11 @@ class Story(models.Model):
 
 class Article(models.Model):
     """
-    new --summarize--> summarized
-      |                    |  (text changed on re-ingest)
-      |                    v
-      +--(LLM failed)--> failed --(editor retries)--> new
+    new --summarize--> summarized --(text changed on re-ingest)--> new
+     |                     ^
+     | LLM failed          | editor retries (summarize --article ID --force)
+     v                     |
+    failed ----------------+
     """
 
     class Status(models.TextChoices):

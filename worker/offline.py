@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from .schemas import ActorKind, ArticleSummary, KeyActor
 
-ENGINE_VERSION = "offline-2"
+ENGINE_VERSION = "offline-3"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -257,7 +257,7 @@ _ORG_CUES = frozenset(
     brigade brigades assembly zoo museum library theatre orchestra institute
     cabinet government administration directorate secretariat tribunal
     cooperative consortium partners capital industries motors energy systems pharmaceuticals media
-    confederation""".split()
+    confederation mission guild power logistics minerals mining resources airports""".split()
 )
 _GROUP_NOUNS = frozenset(
     "fighters militants militia rebels insurgents members supporters gunmen guerrillas extremists "
@@ -280,6 +280,8 @@ _CALENDAR = frozenset(
 _CONNECTORS = frozenset("of for the de da das dos do du van von der den bin ibn al el le la di del".split())
 _TRAILING_NOISE = _CONNECTORS | _CALENDAR
 _NAME_PARTICLES = frozenset("de da das dos do du van von der den bin ibn al el le la di del".split())
+_PLACE_LINKS = frozenset({"in", "on"})
+_JOINERS = _CONNECTORS | _PLACE_LINKS | {"and", "&"}
 _LOCATIVE = frozenset(
     "in at into near across towards toward throughout outside inside within around from via".split()
 )
@@ -426,6 +428,35 @@ def _org_ahead(tokens: list[tuple[str, int, int]], start: int) -> bool:
     return False
 
 
+def _org_connector(sentence: str, tokens: list[tuple[str, int, int]], j: int, parts: list[str]) -> int:
+    """How many lowercase tokens at j belong inside the name being read (0: the name ends here).
+
+    "Ministry of the Interior" and "Competition and Markets Authority" keep their connectors once
+    an organisation word says it is one name; "in" usually attaches a place to a name ("the union
+    in Valmora"), so it joins only when a following acronym spells the whole span
+    ("United Nations Assistance Mission in Afghanistan (UNAMA)").
+    """
+    word = tokens[j][0].lower()
+    skip = 2 if word in _CONNECTORS and j + 2 < len(tokens) and tokens[j + 1][0] == "the" else 1
+    if j + skip >= len(tokens) or not _is_capitalised(tokens[j + skip][0]) or word not in _JOINERS:
+        return 0
+    if word in _NAME_PARTICLES and skip == 1:
+        return 1
+    has_cue = any(p.lower() in _ORG_CUES for p in parts)
+    if word in _PLACE_LINKS:
+        end = j + skip
+        while end < len(tokens) and _is_capitalised(tokens[end][0]) and not sentence[tokens[end - 1][2]:
+                                                                                  tokens[end][1]].strip():
+            end += 1
+        acronym = re.match(r"\s*\(([A-Z]{3,8})\)", sentence[tokens[end - 1][2]:])
+        spelled = _initials([*parts, *(t[0] for t in tokens[j + skip:end])])
+        return skip if has_cue and acronym and acronym.group(1) == spelled else 0
+    if word in ("and", "&"):
+        return skip if _org_ahead(tokens, j + skip) else 0
+    # "Agnes Molnar of the Civic Alliance" is a person and her party: "of the" needs the cue before it.
+    return skip if has_cue or skip == 1 and _org_ahead(tokens, j + skip) else 0
+
+
 def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Mention]:
     """Runs of capitalised tokens, with the clues later steps need already read off the context."""
     tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sentence)]
@@ -452,14 +483,10 @@ def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Me
                     # "Republican People's Party", "Farmers' Federation": the apostrophe is part of the name.
                     parts[-1] = sentence[tokens[j - 1][1]:tokens[j][1]].strip()
                 continue
-            nxt = tokens[j + 1][0] if j + 1 < len(tokens) else ""
-            if token.lower() in _CONNECTORS | {"and", "&"} and parts and _is_capitalised(nxt) and j > i:
-                joins_org = _org_ahead(tokens, j + 1) or token.lower() in _CONNECTORS and any(
-                    p.lower() in _ORG_CUES for p in parts)
-                if token.lower() in _NAME_PARTICLES or joins_org:
-                    parts.append(token)
-                    j += 1
-                    continue
+            if parts and j > i and (joined := _org_connector(sentence, tokens, j, parts)):
+                parts.extend(t[0] for t in tokens[j:j + joined])
+                j += joined
+                continue
             break
         end_char = tokens[j - 1][2]
         mentions.append(_mention(parts, sentence, tokens, i, j, end_char, index, lowercase_vocabulary))
@@ -526,7 +553,14 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     )
 
 
-_ROLE_NOUNS = _TITLES | frozenset("hero commander leader founder guerrilla warlord boss owner analyst".split())
+_ORG_ROLE_NOUNS = frozenset(
+    """company firm operator union party regulator agency lender bank insurer carrier airline maker manufacturer
+    producer developer retailer broadcaster charity movement militia regime government alliance coalition
+    watchdog authority ministry club team council committee court network association federation startup
+    supplier contractor miner fund group""".split()
+)
+_ROLE_NOUNS = _TITLES | _ORG_ROLE_NOUNS | frozenset(
+    "hero commander leader founder guerrilla warlord boss owner analyst".split())
 # "the late guerrilla commander Ahmed Shah Massoud": a lowercase description just before the name.
 _DESCRIBED = re.compile(
     r"\b(?:the|a|an)\s+((?:[a-z][\w-]*\s+){0,4}(?:" + "|".join(sorted(_ROLE_NOUNS)) + r"))\s+$"
@@ -557,7 +591,8 @@ def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
         # A country is an actor only when it does something; otherwise it is scenery.
         acts = any(m.subject and not m.locative and m.verb not in _COPULAS for m in mentions)
         return ActorKind.COUNTRY if acts else None
-    if words[-1] in _PLACE_CUES or any(w in _PLACE_CUES for w in words[1:]):
+    # "Kestrel Port Authority" is a body named after a place; "Port Said" and "Panjshir Valley" are places.
+    if words[-1] not in _ORG_CUES and (words[-1] in _PLACE_CUES or any(w in _PLACE_CUES for w in words[1:])):
         return None
     if any(w in _ORG_CUES for w in words) or any(m.acronym for m in mentions):
         return ActorKind.ORGANISATION
@@ -580,7 +615,7 @@ def _person_equal(a: list[str], b: list[str]) -> bool:
 
 
 def _initials(tokens: list[str]) -> str:
-    return "".join(t[0].upper() for t in tokens if t.lower() not in _CONNECTORS)
+    return "".join(t[0].upper() for t in tokens if t.lower() not in _JOINERS)
 
 
 def _merge(candidates: list[Candidate]) -> list[Candidate]:
@@ -617,7 +652,7 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
     # "National Resistance Front" is "... of Afghanistan", but "African Union" is not its Commission.
     if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP, ActorKind.OTHER):
         organisations = [o for o in merged if o.kind in (ActorKind.ORGANISATION, ActorKind.GROUP)
-                         and len(o.tokens) > len(tokens) and o.tokens[len(tokens)].lower() in _CONNECTORS
+                         and len(o.tokens) > len(tokens) and o.tokens[len(tokens)].lower() in _JOINERS
                          and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
         if organisations:
             return max(organisations, key=lambda o: len(o.mentions))
@@ -659,23 +694,133 @@ def _role(candidate: Candidate, sentences: list[str]) -> str:
     described = [m.described for m in candidate.mentions if m.described]
     if described:
         return described[0]
+    if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP):
+        return _organisation_role(candidate, sentences) or candidate.kind.value
     return {ActorKind.COUNTRY: "country", ActorKind.ORGANISATION: "organisation",
             ActorKind.GROUP: "group"}.get(candidate.kind, "")
 
 
-_CLAUSE_BREAK = re.compile(r"[,;:.!?“”\"()]")
+_NEARBY_NOUN = re.compile(r"\b(?:the|its)\s+((?:[a-z-]+\s+){0,2}?(?:" + "|".join(sorted(_ORG_ROLE_NOUNS)) + r"))\b")
+_RELATIVE = re.compile(r"^,\s*which\s+([^,;:.()“”\"]{3,80}?)\s*[,;.)]")
 
 
-def _action(mention: Mention, sentence: str) -> str:
-    """What the actor does when it is the subject, else the clause that names it."""
-    if mention.subject:
-        tail = re.sub(r"^\s*(\([^)]*\)|,[^,]{0,80},)", "", sentence[mention.end:])
-        words = _CLAUSE_BREAK.split(tail, maxsplit=1)[0].split()
-        if len(words) >= 2:
-            return " ".join(words[:10])
-    before = _CLAUSE_BREAK.split(sentence[:mention.start])[-1].split()
-    after = _CLAUSE_BREAK.split(sentence[mention.start:], maxsplit=1)[0].split()
-    return " ".join(before[-6:] + after[:8])
+def _next_word(sentence: str, end: int) -> str:
+    words = sentence[end:].split(maxsplit=1)
+    return words[0].strip(".,;:").lower() if words else ""
+
+
+def _organisation_role(candidate: Candidate, sentences: list[str]) -> str:
+    """What the body is, from the words around it: "which represents cabin crew", "the union", "regime".
+
+    The nearest "the company"/"the union" after the first mention usually refers back to it;
+    a noun the name itself ends in ("... Union" then "the union") is the safest such match.
+    """
+    mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
+    for mention in mentions:
+        if relative := _RELATIVE.match(sentences[mention.sentence][mention.end:]):
+            return _short(relative.group(1).split(), 10)
+    own = fold(candidate.tokens[-1])
+    first = mentions[0]
+    window = sentences[first.sentence][first.end:] + " " + " ".join(sentences[first.sentence + 1:first.sentence + 2])
+    nearby = [m.group(1) for m in _NEARBY_NOUN.finditer(window)]
+    preferred = [n for n in nearby if n.split()[-1] == own]
+    if preferred or nearby:
+        return "the " + (preferred or nearby)[0]
+    # "Taliban fighters", "the Taliban regime".
+    following = Counter(word for m in mentions if (word := _next_word(sentences[m.sentence], m.end))
+                        in _ORG_ROLE_NOUNS | _GROUP_NOUNS)
+    return following.most_common(1)[0][0] if following else ""
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
+_SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
+_LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
+_QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
+_INVERTED_SPEECH = re.compile(r"[\"”’']\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
+_PASSIVE_AGENT = re.compile(r"\b([a-z]+)\s+by\s+(?:[\w’'-]+\s+){0,4}$")
+_IRREGULAR_PARTICIPLES = {
+    "led": "leads", "run": "runs", "held": "holds", "owned": "owns", "headed": "heads", "chaired": "chairs",
+    "backed": "backs", "controlled": "controls", "operated": "operates", "managed": "manages",
+    "supported": "supports", "won": "won", "made": "made", "built": "built", "taken": "took",
+    "written": "wrote", "given": "gave", "chosen": "chose", "driven": "drove", "beaten": "beat",
+    "shown": "showed", "drawn": "drew", "brought": "brought", "sent": "sent", "seen": "saw",
+}
+_DETERMINERS = frozenset("the a an its his her their this that these those".split())
+_DANGLING = frozenset("to the a an and or but of for with by from that which who its his her their as".split())
+_PAST_MARKERS = frozenset("late former slain murdered killed deceased".split())
+_GENERIC_ROLES = frozenset({"", "country", "organisation", "group"})
+
+
+def _short(words: list[str], limit: int = 12) -> str:
+    """At most `limit` words, never ending on a dangling "to", "the" or "and"."""
+    words = words[:limit]
+    while len(words) > 1 and words[-1].lower() in _DANGLING:
+        words = words[:-1]
+    return " ".join(words)
+
+
+def _quoted(sentence: str) -> str:
+    quote = _QUOTE.match(sentence)
+    return f"“{_short(quote.group(1).split())}”" if quote else ""
+
+
+def _subject_phrase(mention: Mention, sentence: str) -> str:
+    """The verb phrase after a subject: "said his troops were ready to fight the Taliban"."""
+    breaks = list(_CLAUSE_BREAK.finditer(sentence[:mention.start]))
+    opened = sentence[breaks[-1].end():mention.start].split() if breaks else []
+    if opened and breaks[-1].group() == "," and opened[0].lower() in _DETERMINERS and "of" in opened:
+        # "X, the son of Y said ...": Y sits inside X's appositive; the verb is X's.
+        return ""
+    words = _CLAUSE_BREAK.split(_LEADING_ASIDE.sub("", sentence[mention.end:], count=1), maxsplit=1)[0].split()
+    if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
+        # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
+        return f"{words[0]} {quote}"
+    return _short(words) if len(words) >= 2 else ""
+
+
+def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
+    """ "the Northern Alliance, led by Ahmad Massoud" becomes "leads the Northern Alliance" ("led" if late)."""
+    before = sentence[:mention.start]
+    agent = _PASSIVE_AGENT.search(before)
+    if not agent or _CLAUSE_BREAK.search(before[agent.end(1):]):
+        return ""
+    participle = agent.group(1)
+    verb = _IRREGULAR_PARTICIPLES.get(participle) or (participle if participle.endswith("ed") else "")
+    if past and verb.endswith("s") and participle in _IRREGULAR_PARTICIPLES:
+        verb = participle if participle.endswith(("ed", "led", "held")) else verb[:-1] + "ed"
+    words = _CLAUSE_BREAK.split(before[:agent.start(1)].rstrip(" ,"))[-1].split()
+    determiner = max((k for k, w in enumerate(words) if w.lower() in _DETERMINERS), default=-1)
+    target = words[determiner:] if determiner >= 0 else words[-3:]
+    return f"{verb} {_short(target, 8)}" if verb and target else ""
+
+
+def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str, int]:
+    """A short verb phrase with the actor as its subject, and the sentence that shows it.
+
+    Active statements come first, then what the actor is quoted saying, then a passive turned
+    round ("led by X" -> "leads ..."); an actor only ever named as an object is described by
+    its role, so the digest never says "led by X" under X's name.
+    """
+    mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
+    subjects = [m for m in mentions if m.subject]
+    for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
+        if phrase := _subject_phrase(mention, sentences[mention.sentence]):
+            return phrase, mention.sentence
+    for mention in mentions:
+        sentence = sentences[mention.sentence]
+        spoken = _INVERTED_SPEECH.search(sentence[:mention.start])
+        if spoken and (quote := _quoted(sentence)):
+            return f"{spoken.group(1)} {quote}", mention.sentence
+    described = {w for m in mentions for w in m.described.split() + [t.lower() for t in m.titles]}
+    past = bool(_PAST_MARKERS & (described | set(role.lower().split())))
+    for mention in mentions:
+        if phrase := _passive_phrase(mention, sentences[mention.sentence], past):
+            return phrase, mention.sentence
+    first = mentions[0]
+    if role not in _GENERIC_ROLES:
+        return f"is {role}", first.sentence
+    clause = _CLAUSE_BREAK.split(sentences[first.sentence][first.start:], maxsplit=1)[0].split()
+    return f"is named: {_short(clause, 10)}", first.sentence
 
 
 def _display_name(candidate: Candidate, token_counts: Counter[str]) -> str:
@@ -732,10 +877,8 @@ def extract_actors(text: str, sentences: list[str] | None = None) -> list[KeyAct
             if i < MIN_ACTORS or len(c.mentions) >= 2 or _salience(c, len(sentences)) >= 0.15 * top]
     result = []
     for candidate in keep:
-        first = min(candidate.mentions, key=lambda m: (m.sentence, m.start))
-        evidence = sentences[first.sentence]
-        result.append(KeyActor(
-            name=_display_name(candidate, token_counts), kind=candidate.kind, role=_role(candidate, sentences),
-            action=_action(first, evidence), evidence=evidence,
-        ))
+        role = _role(candidate, sentences)
+        action, shown_in = _action(candidate, role, sentences)
+        result.append(KeyActor(name=_display_name(candidate, token_counts), kind=candidate.kind, role=role,
+                               action=action, evidence=sentences[shown_in]))
     return result
