@@ -266,7 +266,7 @@ def approved_digest(active: int, *, unsubscribed: int = 0, bounced: int = 0, dom
     plus unsubscribed ones (unsub{i}@) and bounced ones (bounced{i}@). Returns the digest."""
     from worker.models import Digest, Newsletter, Subscriber, Subscription
 
-    newsletter = Newsletter.objects.create(name="Morning Brief", slug=f"brief-{free_port()}",
+    newsletter = Newsletter.objects.create(name="Morning Brief", slug=f"brief-{os.urandom(4).hex()}",
                                            from_email="brief@news.example")
     groups = [("user", active, Subscriber.Status.ACTIVE, Subscription.Status.ACTIVE),
               ("unsub", unsubscribed, Subscriber.Status.ACTIVE, Subscription.Status.UNSUBSCRIBED),

@@ -127,7 +127,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/desk/login/"
+LOGIN_REDIRECT_URL = "/desk/"
 
 # --- Celery ---------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -158,8 +159,27 @@ NEWSDIGEST_LLM_MODEL = os.environ.get("NEWSDIGEST_LLM_MODEL", "gpt-4o-mini")
 NEWSDIGEST_LLM_TIMEOUT = env_float("NEWSDIGEST_LLM_TIMEOUT", 60.0)
 NEWSDIGEST_LLM_MAX_RETRIES = env_int("NEWSDIGEST_LLM_MAX_RETRIES", 3)
 NEWSDIGEST_LLM_MAX_INPUT_TOKENS = env_int("NEWSDIGEST_LLM_MAX_INPUT_TOKENS", 6000)
+NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS = env_int("NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS", 1200)
 NEWSDIGEST_LLM_RPM = env_int("NEWSDIGEST_LLM_RPM", 0)  # 0 = unlimited
 NEWSDIGEST_LLM_TPM = env_int("NEWSDIGEST_LLM_TPM", 0)
+# llm.py owns retries (the SDK's are off): jittered exponential backoff capped here, and a
+# server's Retry-After honoured up to NEWSDIGEST_LLM_MAX_RETRY_AFTER (longer: give up for now).
+NEWSDIGEST_LLM_BACKOFF_BASE = env_float("NEWSDIGEST_LLM_BACKOFF_BASE", 1.0)
+NEWSDIGEST_LLM_BACKOFF_MAX = env_float("NEWSDIGEST_LLM_BACKOFF_MAX", 20.0)
+NEWSDIGEST_LLM_MAX_RETRY_AFTER = env_float("NEWSDIGEST_LLM_MAX_RETRY_AFTER", 30.0)
+# rapidfuzz partial_ratio an evidence quote must reach against the article (0-100).
+NEWSDIGEST_GROUNDING_THRESHOLD = env_float("NEWSDIGEST_GROUNDING_THRESHOLD", 92.0)
+# USD per 1M tokens (input, output); local servers are not listed and cost nothing.
+NEWSDIGEST_LLM_PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+if "NEWSDIGEST_LLM_PRICE_IN" in os.environ or "NEWSDIGEST_LLM_PRICE_OUT" in os.environ:
+    NEWSDIGEST_LLM_PRICES[NEWSDIGEST_LLM_MODEL] = (
+        env_float("NEWSDIGEST_LLM_PRICE_IN", 0.0), env_float("NEWSDIGEST_LLM_PRICE_OUT", 0.0))
 NEWSDIGEST_SUMMARY_ENGINE = os.environ.get("NEWSDIGEST_SUMMARY_ENGINE") or (
     "openai" if OPENAI_API_KEY else "offline"
 )
@@ -191,6 +211,46 @@ NEWSDIGEST_UNSUBSCRIBE_MAILTO = os.environ.get(
 NEWSDIGEST_SEND_BATCH_SIZE = env_int("NEWSDIGEST_SEND_BATCH_SIZE", 100)
 NEWSDIGEST_DELIVERY_LEASE_SECONDS = env_int("NEWSDIGEST_DELIVERY_LEASE_SECONDS", 300)
 NEWSDIGEST_DELIVERY_MAX_ATTEMPTS = env_int("NEWSDIGEST_DELIVERY_MAX_ATTEMPTS", 5)
+# --- Delivery ---------------------------------------------------------------
+# A queued row whose Celery message has not led to a claim within this long is re-nudged by the sweeper.
+NEWSDIGEST_DELIVERY_NUDGE_SECONDS = env_int("NEWSDIGEST_DELIVERY_NUDGE_SECONDS", 600)
+NEWSDIGEST_DELIVERY_SWEEP_SECONDS = env_int("NEWSDIGEST_DELIVERY_SWEEP_SECONDS", 60)
+# 4xx / dropped connection: retried after base * 2^(attempt-1) seconds (jittered), at most max.
+NEWSDIGEST_DELIVERY_BACKOFF_BASE = env_float("NEWSDIGEST_DELIVERY_BACKOFF_BASE", 2.0)
+NEWSDIGEST_DELIVERY_BACKOFF_MAX = env_float("NEWSDIGEST_DELIVERY_BACKOFF_MAX", 300.0)
+# Message-IDs written (durably) per commit ahead of sending; a crash flags at most this many rows.
+NEWSDIGEST_DELIVERY_INFLIGHT_GROUP = env_int("NEWSDIGEST_DELIVERY_INFLIGHT_GROUP", 10)
+# Consecutive send errors that pause a digest (0 = never).
+NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS = env_int("NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS", 50)
+# Messages per second across all workers, and per recipient domain (0 = unlimited).
+NEWSDIGEST_SEND_RATE = env_float("NEWSDIGEST_SEND_RATE", 0)
+NEWSDIGEST_SEND_RATE_PER_DOMAIN = env_float("NEWSDIGEST_SEND_RATE_PER_DOMAIN", 0)
+# Subscribers: confirmation links expire; sign-ups per client IP per hour; soft bounces before suppression.
+NEWSDIGEST_CONFIRM_MAX_AGE = env_int("NEWSDIGEST_CONFIRM_MAX_AGE", 3 * 24 * 3600)
+NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR = env_int("NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR", 20)
+NEWSDIGEST_SOFT_BOUNCE_LIMIT = env_int("NEWSDIGEST_SOFT_BOUNCE_LIMIT", 3)
+CELERY_BEAT_SCHEDULE = {
+    "newsdigest-sweep-deliveries": {
+        "task": "worker.tasks.sweep_deliveries",
+        "schedule": float(NEWSDIGEST_DELIVERY_SWEEP_SECONDS),
+    },
+    # Per-newsletter ticks are PeriodicTask rows written by schedule.sync_schedule.
+    "newsdigest-approval-deadlines": {"task": "worker.tasks.enforce_approval_deadlines", "schedule": 60.0},
+}
+if max(NEWSDIGEST_DELIVERY_BACKOFF_MAX, CELERY_TASK_TIME_LIMIT) >= CELERY_VISIBILITY_TIMEOUT:
+    # Redis would hand an unacked (or ETA) message to a second worker while the first still runs it.
+    raise ValueError("NEWSDIGEST_VISIBILITY_TIMEOUT must exceed NEWSDIGEST_TASK_TIME_LIMIT and "
+                     "NEWSDIGEST_DELIVERY_BACKOFF_MAX")
+# The Celery queue whose length /metrics reports as the queue depth.
+NEWSDIGEST_CELERY_QUEUE = os.environ.get("NEWSDIGEST_CELERY_QUEUE", "celery")
+# --- Rendering/DKIM ---------------------------------------------------------
+# DKIM signing is on when a selector, a domain and a key (file or inline PEM) are all set.
+NEWSDIGEST_DKIM_SELECTOR = os.environ.get("NEWSDIGEST_DKIM_SELECTOR", "")
+NEWSDIGEST_DKIM_DOMAIN = os.environ.get("NEWSDIGEST_DKIM_DOMAIN", "")
+NEWSDIGEST_DKIM_KEY_FILE = os.environ.get("NEWSDIGEST_DKIM_KEY_FILE", "")
+NEWSDIGEST_DKIM_PRIVATE_KEY = os.environ.get("NEWSDIGEST_DKIM_PRIVATE_KEY", "")
+# Headless browser for `newsdigest digest screenshot`.
+NEWSDIGEST_CHROMIUM = os.environ.get("NEWSDIGEST_CHROMIUM", "/usr/bin/chromium")
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
     for key, value in os.environ.items()
@@ -203,6 +263,17 @@ NEWSDIGEST_FETCH_TIMEOUT = env_float("NEWSDIGEST_FETCH_TIMEOUT", 15.0)
 NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 5 * 1024 * 1024)
 # Hosts/networks the SSRF guard lets through (tests name their local server here).
 NEWSDIGEST_FETCH_ALLOW = env_list("NEWSDIGEST_FETCH_ALLOW")
+# Longer cleaned texts are refused (an LLM summary of a book helps nobody).
+NEWSDIGEST_MAX_ARTICLE_CHARS = env_int("NEWSDIGEST_MAX_ARTICLE_CHARS", 1_000_000)
+# Entries read per poll; the rest of a runaway feed is refused with one rejection row.
+NEWSDIGEST_FEED_MAX_ENTRIES = env_int("NEWSDIGEST_FEED_MAX_ENTRIES", 500)
+# Feed entries with less text than this are completed by fetching their page.
+NEWSDIGEST_FEED_FULLTEXT_MIN_CHARS = env_int("NEWSDIGEST_FEED_FULLTEXT_MIN_CHARS", 600)
+# A failing feed waits poll_interval * 2**errors, at most this long.
+NEWSDIGEST_FEED_BACKOFF_MAX_MINUTES = env_int("NEWSDIGEST_FEED_BACKOFF_MAX_MINUTES", 24 * 60)
+# How often celery beat looks for feeds that are due.
+NEWSDIGEST_FEED_POLL_EVERY_MINUTES = env_int("NEWSDIGEST_FEED_POLL_EVERY_MINUTES", 5)
+NEWSDIGEST_API_MAX_BODY_BYTES = env_int("NEWSDIGEST_API_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -1,21 +1,162 @@
-"""Subscriber state changes shared by the web pages, the CLI and the mail handlers."""
+"""Subscriber state changes shared by the web pages, the CLI and the mail handlers.
 
+Sign-up is double opt-in: `subscribe` only records a pending subscription and mails a
+signed, expiring confirmation link; `confirm` activates it. Nothing here ever brings back
+an address that bounced or complained, and no answer reveals whether an address was known.
+"""
+
+import csv
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import time
+from functools import cache, lru_cache
+from typing import IO
+
+from django.conf import settings
 from django.core import signing
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
 
 from . import render
-from .models import Subscription
+from .models import Newsletter, Subscriber, Subscription, SuppressionEvent
+from .ratelimit import TokenBucket
 
 TOKEN_MAX_AGE = None  # unsubscribe links in old emails must keep working
+CONFIRM_SALT = "newsdigest.confirm"
+SUPPRESSED = (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
+UNSUBSCRIBE_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)
 
 
-def unsubscribe(token: str) -> Subscription:
-    """Idempotent: a second click, or a link scanner's POST after the user's, changes nothing."""
-    data = signing.loads(token, salt=render.UNSUBSCRIBE_SALT, max_age=TOKEN_MAX_AGE)
-    subscription = Subscription.objects.select_related("newsletter", "subscriber").get(
+class InvalidSubscriber(ValueError):
+    """Bad input from a form, the API or a CSV row; the message says what is wrong."""
+
+
+def normalise_email(raw: str) -> str:
+    """Syntax check and normalisation (lower-cased domain, IDNA); no DNS lookups."""
+    try:
+        return validate_email((raw or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidSubscriber(f"invalid email address {raw!r}: {exc}") from None
+
+
+def clean_name(raw: str) -> str:
+    if "\r" in raw or "\n" in raw:
+        raise InvalidSubscriber("the name contains a line break")
+    name = " ".join(raw.split())
+    if len(name) > 200:
+        raise InvalidSubscriber("the name is longer than 200 characters")
+    return name
+
+
+def clean_timezone(raw: str) -> str:
+    raw = (raw or "").strip()
+    if raw and raw not in _timezones():
+        raise InvalidSubscriber(f"unknown time zone {raw!r}")
+    return raw
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _find(email: str) -> Subscriber | None:
+    return Subscriber.objects.filter(email__iexact=email).first()
+
+
+# --- sign-up ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)  # bounded: one entry per recent client IP
+def _ip_bucket(ip: str) -> TokenBucket:
+    per_hour = settings.NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR
+    return TokenBucket(f"subscribe:ip:{ip}", per_hour / 3600, capacity=per_hour)
+
+
+def allow_signup_from(ip: str) -> bool:
+    """Per client IP, shared by every web process through Redis."""
+    return settings.NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR <= 0 or _ip_bucket(ip).try_acquire() == 0
+
+
+def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") -> bool:
+    """Record a sign-up and mail a confirmation link; idempotent. Returns whether a mail went out.
+
+    Raises InvalidSubscriber for bad input. An active subscriber gets no second mail, a
+    suppressed (bounced/complained) address gets nothing at all; callers answer the same either way.
+    """
+    email, name, tz = normalise_email(email), clean_name(name), clean_timezone(tz)
+    with transaction.atomic():
+        subscriber = _find(email)
+        if subscriber is None:
+            subscriber = Subscriber.objects.create(email=email, name=name, timezone=tz)
+        elif subscriber.status in SUPPRESSED:
+            return False
+        subscription, _ = Subscription.objects.get_or_create(subscriber=subscriber, newsletter=newsletter)
+        if subscriber.status == Subscriber.Status.ACTIVE and subscription.status == Subscription.Status.ACTIVE:
+            return False
+        if subscription.status == Subscription.Status.UNSUBSCRIBED:
+            # Asking again is a new opt-in; it takes effect only once confirmed.
+            Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.PENDING)
+    send_confirmation(subscriber, newsletter)  # after the rows are saved: the link must find them
+    return True
+
+
+def confirm_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
+    return signing.dumps({"s": subscriber.pk, "n": newsletter.pk}, salt=CONFIRM_SALT, compress=True)
+
+
+def confirm_url(subscriber: Subscriber, newsletter: Newsletter) -> str:
+    return settings.SITE_URL + reverse("confirm", args=[confirm_token(subscriber, newsletter)])
+
+
+def send_confirmation(subscriber: Subscriber, newsletter: Newsletter) -> None:
+    hours = settings.NEWSDIGEST_CONFIRM_MAX_AGE // 3600
+    body = (f"Someone, hopefully you, asked to receive {newsletter.name} at this address.\n\n"
+            f"Confirm here (the link works for {hours} hours):\n{confirm_url(subscriber, newsletter)}\n\n"
+            "If it was not you, ignore this email: nothing will be sent without confirmation.\n")
+    EmailMessage(subject=f"Confirm your subscription to {' '.join(newsletter.name.split())}", body=body,
+                 from_email=newsletter.sender_email, to=[subscriber.email]).send()
+
+
+def subscription_for_confirm_token(token: str) -> Subscription:
+    """Raises signing.SignatureExpired, signing.BadSignature or Subscription.DoesNotExist."""
+    data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.NEWSDIGEST_CONFIRM_MAX_AGE)
+    return Subscription.objects.select_related("newsletter", "subscriber").get(
         subscriber_id=data["s"], newsletter_id=data["n"])
-    Subscription.objects.filter(pk=subscription.pk).exclude(status=Subscription.Status.UNSUBSCRIBED).update(
+
+
+def confirm(token: str) -> Subscription:
+    """pending -> active for the subscriber and the subscription; idempotent; suppressed stays suppressed."""
+    subscription = subscription_for_confirm_token(token)
+    with transaction.atomic():
+        Subscriber.objects.filter(pk=subscription.subscriber_id,
+                                  status__in=[Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED]).update(
+            status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
+        if not Subscriber.objects.filter(pk=subscription.subscriber_id, status__in=SUPPRESSED).exists():
+            Subscription.objects.filter(pk=subscription.pk).exclude(status=Subscription.Status.ACTIVE).update(
+                status=Subscription.Status.ACTIVE, unsubscribed_at=None)
+    subscription.refresh_from_db()
+    subscription.subscriber.refresh_from_db()
+    return subscription
+
+
+# --- unsubscribe and preferences -------------------------------------------------------
+
+
+def unsubscribe(token: str, via: str = "link") -> Subscription:
+    """Idempotent: a second click, or a link scanner's POST after the user's, changes nothing."""
+    subscription = subscription_for_token(token)
+    changed = Subscription.objects.filter(pk=subscription.pk).exclude(
+        status=Subscription.Status.UNSUBSCRIBED).update(
         status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=timezone.now())
+    if changed:
+        SuppressionEvent.objects.create(subscriber=subscription.subscriber, email=subscription.subscriber.email,
+                                        kind=SuppressionEvent.Kind.UNSUBSCRIBE,
+                                        detail=f"{subscription.newsletter.slug} via {via}")
     subscription.refresh_from_db()
     return subscription
 
@@ -24,3 +165,128 @@ def subscription_for_token(token: str) -> Subscription:
     data = signing.loads(token, salt=render.UNSUBSCRIBE_SALT, max_age=TOKEN_MAX_AGE)
     return Subscription.objects.select_related("newsletter", "subscriber").get(
         subscriber_id=data["s"], newsletter_id=data["n"])
+
+
+def unsubscribe_by_mail(subject: str) -> Subscription | None:
+    """A mail to NEWSDIGEST_UNSUBSCRIBE_MAILTO with "unsubscribe <token>" in its subject
+    (the List-Unsubscribe mailto: of every digest). None if the subject carries no valid token."""
+    for candidate in UNSUBSCRIBE_SUBJECT.findall(subject or ""):
+        try:
+            return unsubscribe(candidate, via="mail")
+        except (signing.BadSignature, Subscription.DoesNotExist):
+            continue
+    return None
+
+
+def set_preferences(subscriber: Subscriber, *, fmt: str, send_time: str, paused: bool,
+                    newsletter_ids: set[int]) -> None:
+    """Raises InvalidSubscriber for an unknown format or a malformed time (HH:MM, blank = the newsletter's)."""
+    if fmt not in Subscriber.Format.values:
+        raise InvalidSubscriber(f"unknown format {fmt!r}")
+    try:
+        when = time.fromisoformat(send_time) if send_time.strip() else None
+    except ValueError:
+        raise InvalidSubscriber(f"send time {send_time!r} is not HH:MM") from None
+    with transaction.atomic():
+        Subscriber.objects.filter(pk=subscriber.pk).update(format=fmt, send_time=when, paused=paused)
+        for subscription in subscriber.subscriptions.select_related("newsletter"):
+            wanted = subscription.newsletter_id in newsletter_ids
+            if not wanted and subscription.status != Subscription.Status.UNSUBSCRIBED:
+                unsubscribe(render.unsubscribe_token(subscriber, subscription.newsletter), via="preferences")
+            elif wanted and subscription.status == Subscription.Status.UNSUBSCRIBED:
+                # The signed preferences link proves the address; no second opt-in needed.
+                Subscription.objects.filter(pk=subscription.pk).update(
+                    status=Subscription.Status.ACTIVE, unsubscribed_at=None)
+
+
+# --- CSV import / export ---------------------------------------------------------------
+
+CSV_FIELDS = ["email", "name", "timezone", "status", "newsletters"]
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    subscribed: int = 0
+    unchanged: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def import_csv(stream: IO[str], newsletter: Newsletter, *, confirmed: bool) -> ImportReport:
+    """Rows with an `email` column (optional `name`, `timezone`); the header row is required.
+
+    --confirmed makes new and pending rows active (the list owner vouches for the opt-in);
+    without it they get a confirmation mail. Unsubscribed, bounced or complained addresses
+    are never re-activated.
+    """
+    report = ImportReport()
+    reader = csv.DictReader(stream)
+    if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
+        raise InvalidSubscriber("the CSV needs a header row with an 'email' column")
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        row = {(k or "").strip().lower(): (v or "") for k, v in row.items() if k}
+        try:
+            email = normalise_email(row.get("email", ""))
+            name, tz = clean_name(row.get("name", "")), clean_timezone(row.get("timezone", ""))
+        except InvalidSubscriber as exc:
+            report.rejected.append((line, str(exc)))
+            continue
+        if email.lower() in seen:
+            report.rejected.append((line, f"duplicate of line {seen[email.lower()]} ({email})"))
+            continue
+        seen[email.lower()] = line
+        _import_row(report, newsletter, email, name, tz, confirmed)
+    return report
+
+
+def _import_row(report: ImportReport, newsletter: Newsletter, email: str, name: str, tz: str,
+                confirmed: bool) -> None:
+    with transaction.atomic():
+        subscriber = _find(email)
+        if subscriber is None:
+            subscriber = Subscriber.objects.create(
+                email=email, name=name, timezone=tz,
+                status=Subscriber.Status.ACTIVE if confirmed else Subscriber.Status.PENDING,
+                confirmed_at=timezone.now() if confirmed else None)
+            report.added += 1
+        elif subscriber.status in (*SUPPRESSED, Subscriber.Status.UNSUBSCRIBED):
+            report.unchanged += 1
+            return
+        subscription, created = Subscription.objects.get_or_create(
+            subscriber=subscriber, newsletter=newsletter,
+            defaults={"status": Subscription.Status.ACTIVE if confirmed else Subscription.Status.PENDING})
+        if subscription.status == Subscription.Status.UNSUBSCRIBED:
+            report.unchanged += 1
+            return
+        if confirmed:
+            Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+                status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
+            moved = Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.PENDING).update(
+                status=Subscription.Status.ACTIVE)
+            report.subscribed += int(created or bool(moved))
+            if not (created or moved):
+                report.unchanged += 1
+        elif subscription.status != Subscription.Status.PENDING:
+            report.unchanged += 1
+            return
+    if not confirmed:
+        send_confirmation(subscriber, newsletter)
+        report.subscribed += 1
+
+
+def export_csv(stream: IO[str], newsletter: Newsletter | None = None) -> int:
+    """Every subscriber (or a newsletter's), with status and the newsletters they actively get."""
+    writer = csv.writer(stream)
+    writer.writerow(CSV_FIELDS)
+    people = Subscriber.objects.order_by("email").prefetch_related("subscriptions__newsletter")
+    if newsletter is not None:
+        people = people.filter(subscriptions__newsletter=newsletter)
+    count = 0
+    for person in people.iterator(chunk_size=2000):
+        active = sorted(s.newsletter.slug for s in person.subscriptions.all()
+                        if s.status == Subscription.Status.ACTIVE)
+        writer.writerow([person.email, person.name, person.timezone, person.status, " ".join(active)])
+        count += 1
+    return count

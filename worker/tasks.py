@@ -6,44 +6,86 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import deliver, llm, summarize
+from . import deliver, feeds, llm, schedule, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
 
-@shared_task(bind=True, autoretry_for=(llm.LLMTransientError,), retry_backoff=5, retry_backoff_max=300,
-             retry_jitter=True, max_retries=5)
-def summarize_article(self, article_id: int, engine: str | None = None, force: bool = False) -> int:
-    return summarize.summarize_article(article_id, engine=engine, force=force).pk
+@shared_task(bind=True)
+def summarize_article(self, article_id: int, engine: str | None = None, force: bool = False) -> int | None:
+    # No Celery retries: llm.py owns them (with Retry-After shared through the rate limiter), and a
+    # second layer would multiply the attempts. A failure is already recorded on the article.
+    try:
+        return summarize.summarize_article(article_id, engine=engine, force=force).pk
+    except llm.LLMError as exc:
+        log.warning("article %s not summarized: %s", article_id, exc)
+        return None
 
 
 @shared_task(bind=True)
 def start_send(self, digest_id: int) -> int:
-    batches = deliver.start_send(digest_id)
-    for batch in batches:
-        send_batch.delay(batch)
-    return sum(map(len, batches))
+    """Fan-out: create the Delivery rows (idempotent) and publish their batches after commit."""
+    return publish_batches(deliver.fan_out(digest_id))
 
 
 @shared_task(bind=True, autoretry_for=(deliver.DeliveryTransientError,), retry_backoff=2,
              retry_backoff_max=60, retry_jitter=True, max_retries=8)
 def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
-    return deliver.send_batch(delivery_ids)
+    result = deliver.send_batch(delivery_ids)
+    if result.retry_ids:
+        # Countdown stays below the broker's visibility timeout (settings check); if this
+        # message is lost with its worker, the sweeper re-nudges the rows.
+        send_batch.apply_async((result.retry_ids,), countdown=result.retry_in)
+    return result.counts
 
 
 @shared_task
 def sweep_deliveries() -> int:
-    """Periodic safety net: re-queue rows of dead workers and re-nudge rows nobody picked up."""
-    deliver.expired_leases_to_queue()
-    nudged = 0
-    for digest_id in deliver.sending_digest_ids():
-        for batch in deliver.queued_batches(digest_id):
-            send_batch.delay(batch)
-            nudged += len(batch)
-        deliver.finish_if_done(digest_id)
-    return nudged
+    """Periodic safety net (celery beat, every NEWSDIGEST_DELIVERY_SWEEP_SECONDS): see deliver.sweep."""
+    return publish_batches(deliver.sweep())
+
+
+def publish_batches(batches: list[list[int]]) -> int:
+    """One send_batch per batch, published once the rows it names are committed."""
+    for batch in batches:
+        enqueue_after_commit(send_batch, batch)
+    return sum(map(len, batches))
+
+
+@shared_task
+def newsletter_tick(newsletter_id: int) -> int | None:
+    """Beat's call at each scheduled slot (see worker/schedule.py); duplicates make no second digest."""
+    digest = schedule.tick(newsletter_id)
+    if digest is None:
+        return None
+    if digest.status == digest.Status.APPROVED:
+        enqueue_after_commit(start_send, digest.pk)
+    return digest.pk
+
+
+@shared_task
+def enforce_approval_deadlines() -> list[int]:
+    """Every minute: settle overdue drafts and start the approved scheduled digests."""
+    ready = schedule.enforce_approval_deadlines()
+    for digest_id in ready:
+        start_send.delay(digest_id)
+    return ready
 
 
 def enqueue_after_commit(task, *args, **kwargs) -> None:
     """Publish only once the rows the task will read are committed."""
     transaction.on_commit(lambda: task.delay(*args, **kwargs))
+
+
+@shared_task
+def poll_feeds() -> int:
+    """Periodic (celery beat, see feeds.ensure_poll_schedule): one poll_feed task per due feed."""
+    due = feeds.due_source_ids()
+    for source_id in due:
+        poll_feed.delay(source_id)
+    return len(due)
+
+
+@shared_task
+def poll_feed(source_id: int) -> str:
+    return str(feeds.poll_source_id(source_id))

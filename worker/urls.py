@@ -1,11 +1,18 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import api, bounces, views  # noqa: F401 - bounces connects the anymail tracking receiver
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/articles", api.articles, name="api-articles"),
     path("u/<str:token>", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>", views.preferences, name="preferences"),
+    path("subscribe/<slug:slug>/", views.subscribe, name="subscribe"),
+    path("api/subscribe/<slug:slug>", views.subscribe_api, name="subscribe-api"),
+    path("confirm/<str:token>", views.confirm, name="confirm"),
+    path("anymail/", include("anymail.urls")),
     path("digests/<int:pk>/", views.digest_view, name="digest-view"),
+    path("", include("worker.desk")),
+    path("", include("worker.health")),
 ]

@@ -1,0 +1,170 @@
+"""Fan-out benchmark: Newsdigest's delivery (real Celery workers, claims, leases, one Delivery row
+per message) against a plain smtplib loop over one connection, both sending the same ~20 KB
+messages to an aiosmtpd sink in another process.
+
+    .venv/bin/python bench/fanout/run.py [--subscribers 10000 100000] [--db postgres|sqlite]
+
+PostgreSQL (127.0.0.1:5432, user postgres; a scratch database is created and dropped) is the
+default: with two writes per message, SQLite's single writer would be what is measured.
+Prints msgs/s, the ratio to the baseline, the 1 -> 2 worker speed-up and peak RSS per worker.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--baseline-messages", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=200)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nd-fanout-"))
+    admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    db_name = f"nd_bench_{uuid.uuid4().hex[:8]}"
+    if args.db == "postgres":
+        _psql(admin_url, f"CREATE DATABASE {db_name}")
+        db_url = admin_url.rsplit("/", 1)[0] + f"/{db_name}"
+    else:
+        db_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    os.environ.update(DATABASE_URL=db_url, NEWSDIGEST_VAR_DIR=str(tmp / "var"),
+                      DJANGO_SETTINGS_MODULE="worker.settings",
+                      NEWSDIGEST_SEND_BATCH_SIZE=str(args.batch_size))
+    try:
+        run(args, tmp)
+    finally:
+        if args.db == "postgres":
+            from django.db import connections
+
+            connections.close_all()
+            _psql(admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+def _psql(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def run(args, tmp: Path) -> None:
+    from tests import support
+
+    with support.redis_server(tmp) as redis_url, support.smtp_sink(tmp / "sink.tsv") as port:
+        os.environ.update(REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        print(f"database: {args.db}; batch size {args.batch_size}; sink: aiosmtpd in its own process")
+        for n in args.subscribers:
+            digest_ids = [_make_digest(n) for _ in range(2)]
+            base = baseline(digest_ids[0], min(n, args.baseline_messages), port)
+            print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
+            print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
+            rates = {}
+            for workers, digest_id in zip((1, 2), digest_ids, strict=True):
+                rate, rss = fan_out(digest_id, n, workers, env, tmp, tmp / "sink.tsv")
+                rates[workers] = rate
+                print(f"  {workers} worker process(es): {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
+                      f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}")
+            print(f"  1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
+
+
+def _make_digest(n: int) -> int:
+    from django.utils import timezone
+
+    from tests import support
+    from worker.models import Digest
+
+    digest = support.approved_digest(n)
+    filler = "".join(f"<p>Paragraph {i}: {'lorem ipsum dolor sit amet ' * 6}</p>\n" for i in range(100))
+    html = f"<html><body><p>Hello %%ND_NAME%%</p>{filler}<a href='%%ND_UNSUBSCRIBE%%'>unsubscribe</a></body></html>"
+    text = "Hello %%ND_NAME%%\n" + "lorem ipsum dolor sit amet " * 100 + "\n%%ND_UNSUBSCRIBE%%\n"
+    Digest.objects.filter(pk=digest.pk).update(html_template=html, text_template=text, rendered_at=timezone.now())
+    return digest.pk
+
+
+def _message_size(digest_id: int) -> int:
+    from worker import deliver, render
+    from worker.models import Digest
+
+    digest = Digest.objects.select_related("newsletter").get(pk=digest_id)
+    subscriber = digest.newsletter.subscriptions.first().subscriber
+    return len(deliver.build_message(digest, subscriber, render.ensure_rendered(digest)).message().as_bytes())
+
+
+def baseline(digest_id: int, count: int, port: int) -> float:
+    """The same messages, built the same way, over one smtplib connection: no database, no broker."""
+    import smtplib
+
+    from worker import deliver, render
+    from worker.models import Digest
+
+    digest = Digest.objects.select_related("newsletter").get(pk=digest_id)
+    rendered = render.ensure_rendered(digest)
+    people = [s.subscriber for s in digest.newsletter.subscriptions.select_related("subscriber")[:count]]
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        for person in people:
+            message = deliver.build_message(digest, person, rendered)
+            smtp.sendmail(message.from_email, message.recipients(), message.message().as_bytes(linesep="\r\n"))
+    return len(people) / (time.perf_counter() - started)
+
+
+def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path, record: Path) -> tuple[float, list[float]]:
+    from tests import support
+    from worker import deliver, tasks
+    from worker.models import Digest
+
+    procs = [support.start_worker(env, tmp / f"w{workers}-{i}.log", 1, f"b{workers}-{i}") for i in range(workers)]
+    try:
+        started = time.perf_counter()
+        deliver.begin_send(digest_id)
+        tasks.start_send.delay(digest_id)
+        peaks = {p.pid: 0.0 for p in procs}
+        while Digest.objects.filter(pk=digest_id).values_list("status", flat=True).get() != Digest.Status.SENT:
+            for proc in procs:
+                peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        for proc in procs:
+            peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
+        progress = deliver.progress(digest_id)
+        assert progress["sent"] == n, progress
+        return n / elapsed, list(peaks.values())
+    finally:
+        for proc in procs:
+            support.kill_group(proc)
+
+
+def _group_peak_rss(pgid: int) -> float:
+    """The largest VmHWM (peak resident set) among the processes of one worker's process group, in MB."""
+    peak = 0.0
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) / 1024)
+    return peak
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""`newsdigest sweep [--every SECONDS]`: the delivery safety net from the command line.
+
+The same work as the `sweep_deliveries` beat task (every NEWSDIGEST_DELIVERY_SWEEP_SECONDS
+under `newsdigest beat`): rows of dead workers back to the queue, lost messages re-published.
+"""
+
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from worker import tasks
+
+
+class Command(BaseCommand):
+    help = "Re-queue deliveries whose worker died or whose message was lost; with --every, keep doing it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--every", type=float, metavar="SECONDS", help="repeat forever at this interval")
+
+    def handle(self, *args, every, **options):
+        while True:
+            nudged = tasks.sweep_deliveries()
+            if every is None:
+                self.stdout.write(f"{nudged} deliveries re-published")
+                return
+            close_old_connections()
+            time.sleep(every)
