@@ -54,9 +54,10 @@ def test_killed_workers_and_a_flaky_server_lose_nothing(tmp_path, redis_url):
     assert kills >= 2
     assert rows.filter(attempts__gt=1).count() > SUBSCRIBERS * 0.03, "the server's 451s and drops were retried"
     assert len(active) == SUBSCRIBERS
-    assert active - failed <= set(received), "a subscriber whose row is not failed got nothing"
-    assert all(d.status == Delivery.Status.SENT or (d.status == Delivery.Status.FAILED and d.last_error)
-               for d in rows)
+    # 451s and drops are temporary: with a 12-attempt cap nobody should end failed, so 0 lost means everyone.
+    assert not failed, f"permanent failures: {sorted(failed)[:5]}"
+    assert active <= set(received), "an active subscriber got nothing"
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
     doubles = {email for email, n in received.items() if n > 1}
     assert doubles <= flagged
     assert sum(n - 1 for n in received.values()) <= len(flagged)

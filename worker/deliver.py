@@ -36,7 +36,7 @@ from django.db.models import Count, F, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from . import render
+from . import render, schedule
 from .dkim import SignedEmailMessage
 from .models import Delivery, Digest, Subscriber, Subscription, transition
 from .ratelimit import TokenBucket
@@ -156,8 +156,11 @@ def fan_out(digest_id: int) -> list[list[int]]:
             return []
         if not Delivery.objects.filter(digest_id=digest_id).exists():
             render.ensure_rendered(digest)
-            rows = (Delivery(digest_id=digest_id, subscriber_id=pk) for pk in
-                    eligible_subscribers(digest).values_list("pk", flat=True).iterator(chunk_size=2000))
+            now, zone = timezone.now(), render.newsletter_zone(digest.newsletter)
+            recipients = eligible_subscribers(digest).values_list("pk", "send_time", "timezone")
+            rows = (Delivery(digest_id=digest_id, subscriber_id=pk,
+                             not_before=schedule.subscriber_release(send_time, tz_name, zone, now))
+                    for pk, send_time, tz_name in recipients.iterator(chunk_size=2000))
             Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     batches = nudge(digest_id)
     finish_if_done(digest_id, fanned_out=True)

@@ -150,7 +150,8 @@ def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
     return "\n\n".join(wrapped)
 
 
-def _zone(newsletter: Newsletter):
+def newsletter_zone(newsletter: Newsletter) -> ZoneInfo:
+    """The newsletter's zone for display; a bad name shows UTC rather than failing a render."""
     try:
         return ZoneInfo(newsletter.timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -294,7 +295,7 @@ def _html_context(newsletter: Newsletter, digest: Digest, theme: dict, stories: 
 def _render(digest: Digest, values: dict[str, str]) -> RenderedEmail:
     newsletter = digest.newsletter
     theme = theme_for(newsletter)
-    zone = _zone(newsletter)
+    zone = newsletter_zone(newsletter)
     stories, links = _stories(digest, zone)
     people = _people(stories)
     end = _local(digest.period_end, zone)
