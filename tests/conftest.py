@@ -5,8 +5,13 @@ from tests import support
 
 @pytest.fixture(autouse=True)
 def _isolated_paths(settings, tmp_path):
-    """Outbox files of a test never touch the developer's ./var."""
+    """Outbox files of a test never touch the developer's ./var, and no test inherits another's
+    open mail connection (the deliver stage keeps one per process, made from the settings of its day)."""
+    from worker import deliver
+
     settings.OUTBOX_DIR = tmp_path / "outbox"
+    yield
+    deliver.close_connection()
 
 
 @pytest.fixture

@@ -230,7 +230,6 @@ def test_one_smtp_connection_serves_several_batches(digest, smtp):
     connection = deliver._mailer.backend.connection
     deliver.send_batch(second)
     assert deliver._mailer.backend.connection is connection
-    deliver.close_connection()
 
 
 @pytest.mark.django_db
