@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import api, bounces, views  # noqa: F401 - bounces connects the anymail tracking receiver
+from . import api, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
