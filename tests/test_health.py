@@ -74,3 +74,9 @@ def test_metrics_report_the_celery_queue_depth(client, settings, redis_url):
         assert 'newsdigest_queue_depth{queue="metrics-test-queue"} 3' in client.get("/metrics").content.decode()
     finally:
         queue.delete("metrics-test-queue")
+
+
+@pytest.mark.django_db
+def test_the_front_page_leads_to_the_archive(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/archive/"

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from . import api, views
 
 urlpatterns = [
+    # The site's front door (and where the browser copy's footer links lead) is the public archive.
+    path("", RedirectView.as_view(pattern_name="archive"), name="home"),
     path("admin/", admin.site.urls),
     path("api/articles", api.articles, name="api-articles"),
     path("u/<str:token>", views.unsubscribe, name="unsubscribe"),
