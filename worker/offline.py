@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from .schemas import ActorKind, ArticleSummary, KeyActor
 
-ENGINE_VERSION = "offline-3"
+ENGINE_VERSION = "offline-4"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -245,7 +245,8 @@ _TITLES = frozenset(
     admiral chief director chairman chairwoman chair ceo cfo founder spokesman spokeswoman spokesperson
     pope bishop archbishop cardinal rabbi imam father sister brother deputy acting interim former late
     foreign defence defense finance interior health justice education labour labor trade energy
-    executive head leader coach inspector superintendent commissioner officer premier speaker""".split()
+    executive head leader coach inspector superintendent commissioner officer premier speaker councillor
+    councilor councilman councilwoman alderman grandmaster""".split()
 )
 _HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx".split())
 _ORG_CUES = frozenset(
@@ -257,7 +258,7 @@ _ORG_CUES = frozenset(
     brigade brigades assembly zoo museum library theatre orchestra institute
     cabinet government administration directorate secretariat tribunal
     cooperative consortium partners capital industries motors energy systems pharmaceuticals media
-    confederation mission guild power logistics minerals mining resources airports""".split()
+    confederation mission guild power logistics minerals mining resources airports biotech chamber""".split()
 )
 _GROUP_NOUNS = frozenset(
     "fighters militants militia rebels insurgents members supporters gunmen guerrillas extremists "
@@ -500,6 +501,12 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     # Sentence-initial capitals say nothing about names: drop leading common words ("The", "After").
     if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
         parts = parts[1:]
+    # "I" is capitalised everywhere and "She" at a sentence start: neither is ever a name.
+    while parts and (parts[0].lower() in _PRONOUNS or len(parts[0]) == 1 and len(parts) == 1):
+        parts = parts[1:]
+    age = []
+    while parts and _AGE_PREFIX.fullmatch(parts[0]):
+        age.append(parts.pop(0).lower())
     titles: list[str] = []
     # "Justice Ministry" and "European Space Agency" are names, not a title before a name.
     if not any(p.lower() in _ORG_CUES for p in parts):
@@ -540,13 +547,15 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "outskirts"}
     next_word = tokens[j][0] if j < len(tokens) else ""
     subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS
-    described = (_DESCRIBED.search(sentence[max(0, tokens[i][1] - 80):tokens[i][1]])
+    window = sentence[max(0, tokens[i][1] - 80):tokens[i][1]]
+    described = (_DESCRIBED.search(window) or _BARE_DESCRIBED.search(window)
                  if previous and previous[-1] in _ROLE_NOUNS else None)
     return Mention(
         tokens=parts, sentence=index, start=tokens[i][1], end=end_char,
         titles=titles, locative=previous_word in _LOCATIVE or direction or previous_word == "capital"
         or next_word.lower() in _PLACE_CUES,
-        subject=subject, verb=following[0] if subject else "", described=described.group(1) if described else "",
+        subject=subject, verb=following[0] if subject else "",
+        described=described.group(1) if described else " ".join(age),
         modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
         and next_word.lower() not in _STOPWORDS and not after.startswith(","),
         group_noun=next_word.lower() in _GROUP_NOUNS, sentence_initial=initial, acronym=acronym,
@@ -562,9 +571,15 @@ _ORG_ROLE_NOUNS = frozenset(
 _ROLE_NOUNS = _TITLES | _ORG_ROLE_NOUNS | frozenset(
     "hero commander leader founder guerrilla warlord boss owner analyst".split())
 # "the late guerrilla commander Ahmed Shah Massoud": a lowercase description just before the name.
-_DESCRIBED = re.compile(
-    r"\b(?:the|a|an)\s+((?:[a-z][\w-]*\s+){0,4}(?:" + "|".join(sorted(_ROLE_NOUNS)) + r"))\s+$"
+_ROLE_NOUN_PATTERN = "(?:" + "|".join(sorted(_ROLE_NOUNS)) + ")"
+_DESCRIBED = re.compile(r"\b(?:the|a|an)\s+((?:[a-z][\w-]*\s+){0,4}" + _ROLE_NOUN_PATTERN + r")\s+$")
+# "grandmaster Viktor Sokolov", "Public Works director Samuel Okafor", "Shipping company Meridian Lines".
+_BARE_DESCRIBED = re.compile(
+    r"(?<![\w'’-])((?:[A-Z][\w-]*\s+){0,3}(?:" + _ROLE_NOUN_PATTERN + r"\s+){0,2}" + _ROLE_NOUN_PATTERN + r")\s+$"
 )
+_PRONOUNS = frozenset("i me my he him his she her we us our they them their it its you your this that".split())
+# "Fifteen-year-old Amara Diallo", "Teenager Amara Diallo": a description, not a first name.
+_AGE_PREFIX = re.compile(r"(?i)(?:[\w]+-year-old|teen|teenager|teenaged|veteran)")
 
 
 def _dedupe_repeats(tokens: list[str]) -> list[str]:
@@ -681,8 +696,14 @@ def _person_for_partial(tokens: list[str], merged: list[Candidate]) -> Candidate
 # --------------------------------------------------------------------------- actors
 
 def _role(candidate: Candidate, sentences: list[str]) -> str:
-    """An appositive ("Massoud, the leader of ...") beats a bare title ("President")."""
+    """An appositive ("Massoud, the leader of ...") beats a bare title ("President").
+
+    A descriptor the name closes ("Her coach, Ibrahim Diallo, who ...") is what the writer chose
+    to introduce the person with, so it beats whatever relative clause trails the name.
+    """
     for mention in sorted(candidate.mentions, key=lambda m: m.sentence):
+        if leading := _leading_descriptor(mention, sentences[mention.sentence]):
+            return leading
         tail = sentences[mention.sentence][mention.end:]
         appositive = re.match(r",\s*((?:the|a|an|who is|its|his|her|their)\s+[^,;:.()“”\"]{3,80}?)\s*[,;.)]",
                               tail)
@@ -698,6 +719,22 @@ def _role(candidate: Candidate, sentences: list[str]) -> str:
         return _organisation_role(candidate, sentences) or candidate.kind.value
     return {ActorKind.COUNTRY: "country", ActorKind.ORGANISATION: "organisation",
             ActorKind.GROUP: "group"}.get(candidate.kind, "")
+
+
+_LEADING_DESCRIPTOR = re.compile(
+    r"(?:^|[,;:“\"(]\s*)((?:the|an?|his|her|its|their|[A-ZÀ-Ý][\w'’.-]*['’]s)\s+(?:[\w'’-]+\s+){0,5}?"
+    + _ROLE_NOUN_PATTERN + r")\s*,\s*(?:[A-Z][a-z]{1,4}\.\s*)?$", re.IGNORECASE)
+
+
+def _leading_descriptor(mention: Mention, sentence: str) -> str:
+    """ "The federation's president, Helen Marsh, announced ...": the phrase the name is in apposition to."""
+    if not sentence[mention.end:].lstrip().startswith(","):
+        return ""
+    found = _LEADING_DESCRIPTOR.search(sentence[:mention.start])
+    if not found:
+        return ""
+    first, *rest = found.group(1).split()
+    return " ".join([first.lower() if first.lower() in _DETERMINERS else first, *rest])
 
 
 _NEARBY_NOUN = re.compile(r"\b(?:the|its)\s+((?:[a-z-]+\s+){0,2}?(?:" + "|".join(sorted(_ORG_ROLE_NOUNS)) + r"))\b")
@@ -724,8 +761,11 @@ def _organisation_role(candidate: Candidate, sentences: list[str]) -> str:
     window = sentences[first.sentence][first.end:] + " " + " ".join(sentences[first.sentence + 1:first.sentence + 2])
     nearby = [m.group(1) for m in _NEARBY_NOUN.finditer(window)]
     preferred = [n for n in nearby if n.split()[-1] == own]
-    if preferred or nearby:
-        return "the " + (preferred or nearby)[0]
+    # A name that already says what it is ("... Organization") is not "the company" of the next clause.
+    if not preferred and not any(fold(t) in _ORG_CUES for t in candidate.tokens):
+        preferred = nearby
+    if preferred:
+        return "the " + preferred[0]
     # "Taliban fighters", "the Taliban regime".
     following = Counter(word for m in mentions if (word := _next_word(sentences[m.sentence], m.end))
                         in _ORG_ROLE_NOUNS | _GROUP_NOUNS)
@@ -771,7 +811,11 @@ def _subject_phrase(mention: Mention, sentence: str) -> str:
     if opened and breaks[-1].group() == "," and opened[0].lower() in _DETERMINERS and "of" in opened:
         # "X, the son of Y said ...": Y sits inside X's appositive; the verb is X's.
         return ""
-    words = _CLAUSE_BREAK.split(_LEADING_ASIDE.sub("", sentence[mention.end:], count=1), maxsplit=1)[0].split()
+    after = _LEADING_ASIDE.sub("", sentence[mention.end:], count=1)
+    if after.lstrip().startswith(",") and _leading_descriptor(mention, sentence):
+        # "The federation's president, Helen Marsh, announced ...": the comma closes the apposition.
+        after = after.lstrip()[1:]
+    words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
         return f"{words[0]} {quote}"
@@ -821,6 +865,17 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
         return f"is {role}", first.sentence
     clause = _CLAUSE_BREAK.split(sentences[first.sentence][first.start:], maxsplit=1)[0].split()
     return f"is named: {_short(clause, 10)}", first.sentence
+
+
+_SAYS_IT = re.compile(r"(?:said|says|announced|confirmed|added)(?:\s+on\s+\w+)?(?:\s+that)?\s+its?\b")
+_HEAD_END = frozenset("of who which that in at for with from and to on".split())
+
+
+def _head_noun(role: str) -> str:
+    """The noun a description is about: "company" in "the Danish energy company of the year"."""
+    words = role.lower().split()
+    cut = next((k for k, w in enumerate(words) if w in _HEAD_END), len(words))
+    return words[cut - 1] if cut else ""
 
 
 def _display_name(candidate: Candidate, token_counts: Counter[str]) -> str:
@@ -879,6 +934,11 @@ def extract_actors(text: str, sentences: list[str] | None = None) -> list[KeyAct
     for candidate in keep:
         role = _role(candidate, sentences)
         action, shown_in = _action(candidate, role, sentences)
+        if candidate.kind == ActorKind.PERSON and (_head_noun(role) in _ORG_ROLE_NOUNS - _TITLES
+                                                   or _SAYS_IT.match(action)):
+            # "Shipping company Meridian Lines", "Solaris Grid said it will build": a body, not a person.
+            candidate.kind = ActorKind.ORGANISATION
+            role = role or _role(candidate, sentences)
         result.append(KeyActor(name=_display_name(candidate, token_counts), kind=candidate.kind, role=role,
                                action=action, evidence=sentences[shown_in]))
     return result
