@@ -214,3 +214,95 @@ def test_organisation_role_comes_from_a_nearby_noun():
 def test_a_person_of_the_party_stays_apart_from_the_party():
     text = "The mayor, Agnes Molnar of the Civic Alliance, said she welcomed rivals. The Civic Alliance agreed."
     assert "Agnes Molnar" in names(text)
+
+
+def actor_map(text: str) -> dict:
+    return {a.name: a for a in extract_actors(text)}
+
+
+CHESS = """
+Fifteen-year-old Amara Okoye became the youngest national chess champion on Sunday, beating grandmaster Pavel
+Lindgren in a final game. Lindgren, who has won the title five times, praised his opponent's endgame. "She found
+moves I did not see coming, and I have seen most of them," he said. Her coach, Samuel Okoye, who is also her
+father, said the family had paid for her travel for three years. The federation's president, Helen Marsh,
+announced a new fund to support young players.
+"""
+
+
+def test_pronouns_are_never_actors():
+    found = {fold(n) for n in actor_map(CHESS)}
+    assert not found & {"i", "she", "he", "her"}
+
+
+def test_an_age_prefix_is_stripped_from_the_name_and_kept_as_the_role():
+    actors = actor_map(CHESS)
+    assert "Amara Okoye" in actors
+    assert not any("year-old" in name for name in actors)
+    assert actors["Amara Okoye"].role == "fifteen-year-old"
+
+
+def test_a_descriptor_before_the_name_is_the_role():
+    assert actor_map(CHESS)["Helen Marsh"].role == "the federation's president"
+
+
+def test_the_verb_after_an_apposed_name_is_the_action():
+    assert actor_map(CHESS)["Helen Marsh"].action.startswith("announced a new fund to support young players")
+
+
+def test_a_leading_descriptor_beats_a_trailing_relative_clause():
+    assert actor_map(CHESS)["Samuel Okoye"].role == "her coach"
+
+
+def test_a_lowercase_title_just_before_the_name_is_the_role():
+    assert actor_map(CHESS)["Pavel Lindgren"].role == "grandmaster"
+
+
+def test_a_possessive_appositive_after_the_name_is_the_role():
+    text = "Lars Berg, Nordhaven's chief executive, said the company would apply for approval next year."
+    assert actor_map(text)["Lars Berg"].role == "Nordhaven's chief executive"
+
+
+def test_a_descriptor_starts_after_the_verb_of_the_clause_before():
+    text = "The company said his deputy, Tran Thi Mai, would run the firm. Tran Thi Mai said she was ready."
+    assert actor_map(text)["Tran Thi Mai"].role == "his deputy"
+
+
+def test_a_company_noun_before_a_two_word_name_makes_it_an_organisation():
+    text = "Shipping company Meridian Lines diverted four container ships to other ports on Friday."
+    assert actor_map(text)["Meridian Lines"].kind == ActorKind.ORGANISATION
+
+
+def test_a_name_that_says_it_will_act_is_an_organisation():
+    text = "Solaris Grid said on Tuesday it will build a battery storage site near the coast."
+    assert actor_map(text)["Solaris Grid"].kind == ActorKind.ORGANISATION
+
+
+def test_a_person_saying_it_would_be_something_stays_a_person():
+    text = "Anna Lewandowska said it would be the first time a court had ruled on smog."
+    assert actor_map(text)["Anna Lewandowska"].kind == ActorKind.PERSON
+
+
+def test_a_self_describing_organisation_does_not_borrow_a_nearby_company_noun():
+    text = ("Nordhaven Biotech said its vaccine worked. The World Health Organization said it would review the data "
+            "when the company submits it.")
+    assert actor_map(text)["World Health Organization"].role != "the company"
+
+
+def test_a_noun_after_a_modal_is_a_verb_not_a_role():
+    text = "Egypt said Cairo would judge Ethiopia by its actions. Ethiopia rejected the warning on Monday."
+    assert actor_map(text)["Ethiopia"].role == "country"
+
+
+def test_a_councillor_title_is_the_role_not_part_of_the_name():
+    text = "Councillor Marcus Holm, who voted against the plan, said the closures would hurt shops."
+    assert actor_map(text)["Marcus Holm"].role == "Councillor"
+
+
+def test_a_chamber_of_commerce_is_one_organisation():
+    text = "The Riverton Chamber of Commerce asked the council to phase the work over two years."
+    assert actor_map(text)["Riverton Chamber of Commerce"].kind == ActorKind.ORGANISATION
+
+
+def test_the_acronym_us_is_not_mistaken_for_a_pronoun():
+    text = "The US said it would send aid to the region. Officials in the US confirmed the shipment on Monday."
+    assert "US" in actor_map(text)

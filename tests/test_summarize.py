@@ -145,4 +145,6 @@ def test_requests_per_minute_hold_across_two_worker_processes(fake_openai, redis
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < 1.0)
         assert in_window <= rate * 1.0 + 1, times
-    assert times[-1] - times[0] >= (len(times) - 2) / rate
+    # Tokens are taken before each request is sent, so arrival times jitter by the client's set-up
+    # (the first request pays for the connection); half an interval of slack keeps that out of the verdict.
+    assert times[-1] - times[0] >= (len(times) - 2) / rate - 0.5 / rate

@@ -502,7 +502,7 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
         parts = parts[1:]
     # "I" is capitalised everywhere and "She" at a sentence start: neither is ever a name.
-    while parts and (parts[0].lower() in _PRONOUNS or len(parts[0]) == 1 and len(parts) == 1):
+    while parts and (parts[0].lower() in _PRONOUNS and not _is_acronym(parts[0]) or len(parts) == 1 == len(parts[0])):
         parts = parts[1:]
     age = []
     while parts and _AGE_PREFIX.fullmatch(parts[0]):
@@ -548,8 +548,12 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     next_word = tokens[j][0] if j < len(tokens) else ""
     subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS
     window = sentence[max(0, tokens[i][1] - 80):tokens[i][1]]
-    described = (_DESCRIBED.search(window) or _BARE_DESCRIBED.search(window)
-                 if previous and previous[-1] in _ROLE_NOUNS else None)
+    described = None
+    if previous and previous[-1] in _ROLE_NOUNS:
+        described = _DESCRIBED.search(window)
+        # "Cairo would judge Ethiopia": after a modal or "to" the noun is a verb.
+        if not described and not (len(previous) > 1 and previous[-2] in _AUXILIARIES | {"to"}):
+            described = _BARE_DESCRIBED.search(window)
     return Mention(
         tokens=parts, sentence=index, start=tokens[i][1], end=end_char,
         titles=titles, locative=previous_word in _LOCATIVE or direction or previous_word == "capital"
@@ -705,8 +709,7 @@ def _role(candidate: Candidate, sentences: list[str]) -> str:
         if leading := _leading_descriptor(mention, sentences[mention.sentence]):
             return leading
         tail = sentences[mention.sentence][mention.end:]
-        appositive = re.match(r",\s*((?:the|a|an|who is|its|his|her|their)\s+[^,;:.()“”\"]{3,80}?)\s*[,;.)]",
-                              tail)
+        appositive = _TRAILING_APPOSITIVE.match(tail)
         if appositive:
             return " ".join(appositive.group(1).split()[:12])
     titled = [m for m in candidate.mentions if m.titles]
@@ -714,15 +717,20 @@ def _role(candidate: Candidate, sentences: list[str]) -> str:
         return " ".join(titled[0].titles)
     described = [m.described for m in candidate.mentions if m.described]
     if described:
-        return described[0]
+        # "the late guerrilla commander" says more than "hero" from "national hero Massoud".
+        return max(described, key=lambda d: len(d.split()))
     if candidate.kind in (ActorKind.ORGANISATION, ActorKind.GROUP):
         return _organisation_role(candidate, sentences) or candidate.kind.value
     return {ActorKind.COUNTRY: "country", ActorKind.ORGANISATION: "organisation",
             ActorKind.GROUP: "group"}.get(candidate.kind, "")
 
 
+_DESCRIPTOR_START = r"(?:the|an?|his|her|its|their|[A-ZÀ-Ý][\w'’.-]*['’]s)"
+# "Massoud, the leader of ...", "Lars Halvorsen, Nordhaven's chief executive, said".
+_TRAILING_APPOSITIVE = re.compile(
+    r",\s*((?:the|a|an|who is|its|his|her|their|[A-ZÀ-Ý][\w'’.-]*['’]s)\s+[^,;:.()“”\"]{3,80}?)\s*[,;.)]")
 _LEADING_DESCRIPTOR = re.compile(
-    r"(?:^|[,;:“\"(]\s*)((?:the|an?|his|her|its|their|[A-ZÀ-Ý][\w'’.-]*['’]s)\s+(?:[\w'’-]+\s+){0,5}?"
+    r"(?:^|[,;:“\"(]\s*)(" + _DESCRIPTOR_START + r"\s+(?:[\w'’-]+\s+){0,5}?"
     + _ROLE_NOUN_PATTERN + r")\s*,\s*(?:[A-Z][a-z]{1,4}\.\s*)?$", re.IGNORECASE)
 
 
@@ -733,7 +741,14 @@ def _leading_descriptor(mention: Mention, sentence: str) -> str:
     found = _LEADING_DESCRIPTOR.search(sentence[:mention.start])
     if not found:
         return ""
-    first, *rest = found.group(1).split()
+    words = found.group(1).split()
+    # "the company said his deputy, Tran Thi Mai, ...": the descriptor starts after the last verb.
+    cut = max((k + 1 for k, w in enumerate(words[:-1]) if w.lower() in _VERBS | {"that"}), default=0)
+    if cut:
+        words = words[cut:]
+        if len(words) < 2 or not re.fullmatch(_DESCRIPTOR_START, words[0], re.IGNORECASE):
+            return ""
+    first, *rest = words
     return " ".join([first.lower() if first.lower() in _DETERMINERS else first, *rest])
 
 
@@ -756,11 +771,11 @@ def _organisation_role(candidate: Candidate, sentences: list[str]) -> str:
     for mention in mentions:
         if relative := _RELATIVE.match(sentences[mention.sentence][mention.end:]):
             return _short(relative.group(1).split(), 10)
-    own = fold(candidate.tokens[-1])
     first = mentions[0]
     window = sentences[first.sentence][first.end:] + " " + " ".join(sentences[first.sentence + 1:first.sentence + 2])
     nearby = [m.group(1) for m in _NEARBY_NOUN.finditer(window)]
-    preferred = [n for n in nearby if n.split()[-1] == own]
+    own = {fold(t) for t in candidate.tokens}
+    preferred = [n for n in nearby if n.split()[-1] in own]
     # A name that already says what it is ("... Organization") is not "the company" of the next clause.
     if not preferred and not any(fold(t) in _ORG_CUES for t in candidate.tokens):
         preferred = nearby
@@ -867,7 +882,9 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     return f"is named: {_short(clause, 10)}", first.sentence
 
 
-_SAYS_IT = re.compile(r"(?:said|says|announced|confirmed|added)(?:\s+on\s+\w+)?(?:\s+that)?\s+its?\b")
+# "it would be difficult" is anyone's; "it had offered" and "its members" belong to a body.
+_SAYS_IT = re.compile(r"(?:said|says|announced|confirmed|added)(?:\s+on\s+\w+)?(?:\s+that)?\s+"
+                      r"(?:its\b|it\s+(?:will|would|had|has|could|plans|planned)\s+(?!be\b|been\b))")
 _HEAD_END = frozenset("of who which that in at for with from and to on".split())
 
 
