@@ -8,7 +8,7 @@ from django.conf import settings
 
 
 class BrokerUnavailable(Exception):
-    pass
+    """No broker configured, or it does not answer: `worker`/`beat` cannot start."""
 
 
 def check_broker() -> None:
