@@ -31,7 +31,6 @@ log = logging.getLogger("newsdigest.llm")
 
 PROMPT_NAME = "summarize"
 PROMPT_VERSION = "v2"
-FENCE_OPEN, FENCE_CLOSE = "<article>", "</article>"
 CHARS_PER_TOKEN = 4  # the usual estimate for English when tiktoken has no encoding at hand
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*article\b[^>]*>", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
@@ -145,7 +144,8 @@ def request_cost_estimate(prompt_tokens: int) -> int:
 def _buckets(rpm: int, tpm: int, redis_url: str) -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
     """Shared by every worker: requests are paced evenly (burst of 1, so a minute never sees more
     than RPM + 1); the token bucket holds one maximal request, so a long article can always pass.
-    Without an RPM limit the request bucket is a wide-open gate that a 429's Retry-After still closes."""
+    Without an RPM limit the request bucket is a wide-open gate that a 429's Retry-After still closes.
+    `redis_url` is only part of the cache key: a changed setting must not reuse old buckets."""
     client = ratelimit.redis_client()
     if rpm > 0:
         requests = ratelimit.TokenBucket("llm:rpm", rpm / 60, 1, client=client)
