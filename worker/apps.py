@@ -9,4 +9,4 @@ class WorkerConfig(AppConfig):
     def ready(self) -> None:
         # Connects the anymail tracking receiver in every process (web, workers, CLI), not only
         # where the URLconf happens to be imported.
-        from . import bounces  # noqa: F401
+        from . import bounces, webhooks  # noqa: F401 - webhooks registers its system check

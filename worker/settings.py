@@ -256,6 +256,12 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
 }
+# --- Security (issue 13) ------------------------------------------------------
+# The one ESP whose bounce/complaint webhook is mounted (worker/webhooks.py); by default the ESP of an
+# anymail EMAIL_BACKEND, e.g. anymail.backends.postmark.EmailBackend -> "postmark". "" = no webhook.
+NEWSDIGEST_TRACKING_ESP = os.environ.get(
+    "NEWSDIGEST_TRACKING_ESP",
+    EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else "").strip().lower()
 
 # --- Ingestion -------------------------------------------------------------
 NEWSDIGEST_NEAR_DUP_THRESHOLD = env_float("NEWSDIGEST_NEAR_DUP_THRESHOLD", 0.7)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import api, views
+from . import api, views, webhooks
 
 urlpatterns = [
     # The site's front door (and where the browser copy's footer links lead) is the public archive.
@@ -14,7 +14,7 @@ urlpatterns = [
     path("subscribe/<slug:slug>/", views.subscribe, name="subscribe"),
     path("api/subscribe/<slug:slug>", views.subscribe_api, name="subscribe-api"),
     path("confirm/<str:token>", views.confirm, name="confirm"),
-    path("anymail/", include("anymail.urls")),
+    path("anymail/<slug:esp>/tracking/", webhooks.tracking, name="anymail-tracking"),
     path("digests/<int:pk>/", views.digest_view, name="digest-view"),
     path("", include("worker.desk")),
     path("", include("worker.health")),
