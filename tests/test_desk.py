@@ -337,7 +337,7 @@ def test_roles_give_editors_and_ops_their_permissions(roles):
     assert editor_user.has_perm(desk.APPROVE) and not editor_user.has_perm(desk.SEND)
     assert ops_user.has_perm(desk.SEND) and not ops_user.has_perm(desk.APPROVE)
     call_command("setup_roles", stdout=io.StringIO())  # idempotent
-    assert User.objects.get(username="opal").groups.get().permissions.count() == 14
+    assert User.objects.get(username="opal").groups.get().permissions.count() == 10
     with pytest.raises(CommandError, match="unknown role"):
         call_command("setup_roles", "--assign", "opal", "chief")
 

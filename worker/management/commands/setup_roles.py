@@ -9,15 +9,20 @@ from worker.models import Digest
 CUSTOM_PERMISSIONS = {
     "approve_digest": "Can approve a digest for sending",
     "send_digest": "Can send, pause, resume, cancel and retry digests",
+    "set_approval_mode": "Can switch a newsletter between editor approval and automatic sending",
 }
+EDITOR = ["view_digest", "change_digest", "approve_digest", "view_digestitem", "change_digestitem",
+          "view_article", "view_summary", "view_newsletter", "view_auditentry"]
 ROLES: dict[str, dict[str, list[str]]] = {
-    "editor": {"worker": ["view_digest", "change_digest", "approve_digest", "view_digestitem", "change_digestitem",
-                          "view_article", "view_summary", "view_newsletter", "view_auditentry"]},
+    "editor": {"worker": EDITOR},
+    # Decides whether a newsletter may go out without an editor's approval.
+    "editor-in-chief": {"worker": [*EDITOR, "change_newsletter", "set_approval_mode"]},
+    # Newsletter schedules are edited on the newsletter (which rewrites its beat task); a beat task edited
+    # directly could run any task with any arguments, so ops only look at them.
     "ops": {
-        "worker": ["view_digest", "send_digest", "view_delivery", "change_delivery", "view_newsletter",
+        "worker": ["view_digest", "send_digest", "view_delivery", "view_newsletter",
                    "change_newsletter", "view_subscriber", "view_suppressionevent", "view_auditentry"],
-        "django_celery_beat": ["view_periodictask", "change_periodictask", "view_crontabschedule",
-                               "add_crontabschedule", "change_crontabschedule"],
+        "django_celery_beat": ["view_periodictask", "view_crontabschedule"],
     },
     # Everything in these apps.
     "admin": {"worker": ["*"], "django_celery_beat": ["*"], "auth": ["*"]},
