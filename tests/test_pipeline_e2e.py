@@ -26,7 +26,7 @@ def pipeline(tmp_path, redis_url):
     outbox = tmp_path / "outbox"
     env = support.subprocess_env(
         REDIS_URL=redis_url, NEWSDIGEST_OUTBOX_DIR=str(outbox), NEWSDIGEST_VAR_DIR=str(tmp_path / "var"),
-        SECRET_KEY="e2e-secret", NEWSDIGEST_SUMMARY_ENGINE="offline",
+        SECRET_KEY="e2e-" + "k" * 30 + "0123456789abcdefghij", NEWSDIGEST_SUMMARY_ENGINE="offline",
     )
     with support.celery_worker(env, tmp_path / "worker.log"):
         yield env, outbox

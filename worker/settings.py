@@ -47,13 +47,37 @@ def _secret_key() -> str:
 
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     key = get_random_secret_key()
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    # Created owner-only (not written world-readable and chmod-ed after: someone could open it in between).
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
     return key
+
+
+# Public keys (compose's old default, docs, Django's startproject) let anyone forge ops API tokens,
+# preference and unsubscribe links: refused outside DEBUG, as is any key too short to be random.
+KNOWN_PLACEHOLDER_KEYS = {"change-me-in-production", "changeme", "change-me", "secret", "secret-key",
+                          "your-secret-key", "dev", "development", "insecure", "test", "django-insecure"}
+SECRET_KEY_MIN_LENGTH = 50
+
+
+def check_secret_key(key: str, debug: bool) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if debug:
+        return
+    if key.strip().lower() in KNOWN_PLACEHOLDER_KEYS or key.startswith("django-insecure-"):
+        raise ImproperlyConfigured("SECRET_KEY is a published placeholder; set a random one, e.g. "
+                                   "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < 5:
+        raise ImproperlyConfigured(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} random characters "
+                                   f"(it has {len(key)}); e.g. python -c 'import secrets; "
+                                   "print(secrets.token_urlsafe(50))'")
 
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG")
+check_secret_key(SECRET_KEY, DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Absolute base of links in emails (unsubscribe, view in browser).

@@ -1,0 +1,60 @@
+"""Issue 13.3, 12, 13: no known secret, private files, production settings from the environment."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests import support
+
+RANDOM_KEY = "q8Jx2vN0sLw4Rt7yUe1iOp3aSd5fGh9jKl6zXc8vBn2mQw4eRt"
+
+
+def start(tmp_path, *command: str, **env: str) -> subprocess.CompletedProcess:
+    """The settings loaded in a fresh process, exactly as at start-up (or a `newsdigest` command)."""
+    base = {k: v for k, v in support.subprocess_env().items() if k not in {"SECRET_KEY", "DEBUG"}}
+    base["NEWSDIGEST_VAR_DIR"] = str(tmp_path / "var")
+    args = ["-m", "worker", *command] if command else ["-c", "import worker.settings"]
+    return subprocess.run([sys.executable, *args], env={**base, **env}, cwd=support.REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_compose_has_no_default_secret_key():
+    compose = yaml.safe_load((support.REPO / "docker-compose.yml").read_text())
+    value = compose["x-app"]["environment"]["SECRET_KEY"]
+    assert value.startswith("${SECRET_KEY:?"), value
+
+
+@pytest.mark.parametrize("key", ["change-me-in-production", "django-insecure-" + "x" * 50, "short-but-random-7Gq"])
+def test_the_app_refuses_to_start_with_a_forgeable_secret_key(tmp_path, key):
+    result = start(tmp_path, SECRET_KEY=key)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_a_weak_key_is_tolerated_in_debug_only(tmp_path):
+    assert start(tmp_path, SECRET_KEY="change-me-in-production", DEBUG="1").returncode == 0
+
+
+def test_the_embedded_default_generates_a_private_secret_key_file(tmp_path):
+    result = start(tmp_path)
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "var" / "secret_key"
+    assert len(key_file.read_text()) >= 50
+    assert stat.S_IMODE(key_file.stat().st_mode) & 0o077 == 0
+    assert start(tmp_path).returncode == 0  # and reuses it
+
+
+def test_a_random_key_of_fifty_characters_starts(tmp_path):
+    assert start(tmp_path, SECRET_KEY=RANDOM_KEY).returncode == 0
+
+
+def test_the_secret_key_file_is_private_even_with_a_permissive_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        assert start(tmp_path).returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "var" / "secret_key").stat().st_mode) == 0o600
