@@ -6,6 +6,8 @@ import sys
 import redis
 from django.conf import settings
 
+from .redact import redact_url as redact
+
 
 class BrokerUnavailable(Exception):
     """No broker configured, or it does not answer: `worker`/`beat` cannot start."""
@@ -23,9 +25,6 @@ def check_broker() -> None:
             raise BrokerUnavailable(f"cannot reach Redis at REDIS_URL={redact(url)}: {exc}") from None
 
 
-def redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 CELERY_DEFAULTS = {

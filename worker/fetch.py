@@ -15,6 +15,8 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
+from .redact import redact_text
+
 USER_AGENT = "Newsdigest/0.1 (+https://github.com/newsdigest)"
 MAX_REDIRECTS = 5
 REDIRECT_CODES = {301, 302, 303, 307, 308}
@@ -26,7 +28,8 @@ class FetchError(Exception):
     """The URL could not be fetched; `status` is the HTTP status when the server answered."""
 
     def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
+        # The message is stored (rejections, Source.last_error) and logged: no feed password in it.
+        super().__init__(redact_text(message))
         self.status = status
 
 

@@ -18,8 +18,8 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .broker import redact
 from .models import Article, Delivery, Digest, Subscriber, Summary
+from .redact import redact_text, redact_url
 
 PROBE_TIMEOUT = 2.0
 
@@ -33,7 +33,7 @@ def _probe(check) -> dict:
     try:
         check()
     except Exception as exc:  # noqa: BLE001 - any failure of a dependency is reported, not raised
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+        return {"ok": False, "error": redact_text(f"{type(exc).__name__}: {exc}"),
                 "ms": round((time.perf_counter() - started) * 1000, 1)}
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
@@ -60,11 +60,11 @@ def checks() -> dict[str, dict]:
     results = {"database": {**_probe(_database), "required": True}}
     if settings.REDIS_URL:
         results["redis"] = {**_probe(lambda: _redis_client(settings.REDIS_URL).ping()), "required": True,
-                            "url": redact(settings.REDIS_URL)}
+                            "url": redact_url(settings.REDIS_URL)}
     else:
         results["redis"] = {"ok": None, "required": False, "detail": "not configured (embedded default)"}
     if settings.CELERY_BROKER_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
-        results["broker"] = {**_probe(_broker), "required": True, "url": redact(settings.CELERY_BROKER_URL)}
+        results["broker"] = {**_probe(_broker), "required": True, "url": redact_url(settings.CELERY_BROKER_URL)}
     else:
         results["broker"] = {"ok": None, "required": False, "detail": "tasks run in-process (eager)"}
     return results

@@ -309,8 +309,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No credentials in logs: every URL in a line is redacted (worker/redact.py).
+    "filters": {"redact": {"()": "worker.redact.RedactFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "loggers": {
         "newsdigest": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+        # A web 500 is logged with its traceback (Django's default only prints it under DEBUG).
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
