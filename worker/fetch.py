@@ -8,6 +8,7 @@ an internal address (DNS rebinding). Size, time and redirect count are all cappe
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -67,9 +68,26 @@ def _allow_rules() -> tuple[set[str], list[ipaddress.IPv4Network | ipaddress.IPv
     return hosts, networks
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits and reach it through a translator.
+NAT64_NETWORKS = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d),
+    6to4 (2002:AABB:CCDD::/48) or NAT64 (64:ff9b::a.b.c.d); None for a native IPv6 address."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if any(ip in net for net in NAT64_NETWORKS) or (int(ip) >> 32 == 0 and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)) is not None:
+        # A translator (or the kernel, for mapped/compatible forms) connects to the embedded address.
+        return _is_public(embedded)
     return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
 
 
@@ -92,13 +110,54 @@ def resolve_checked(host: str, port: int) -> str:
                      "allow it with NEWSDIGEST_FETCH_ALLOW")
 
 
-def _pool(scheme: str, host: str, ip: str, port: int, timeout: float) -> urllib3.HTTPConnectionPool:
+class _Deadline:
+    """One wall-clock deadline for a request, enforced at its socket.
+
+    Per-read timeouts do not bound a fetch: a server trickling one byte a second never lets a read
+    time out. So once the TCP connection exists, a timer shuts the socket down when the deadline
+    passes, which ends whatever read is blocked (TLS handshake, status line, headers or body).
+    """
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def arm(self, sock: socket.socket) -> None:
+        def expire() -> None:
+            self.expired = True
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: nothing left to stop
+
+        self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _pool(scheme: str, host: str, ip: str, port: int, timeout: float,
+          watchdog: _Deadline) -> urllib3.HTTPConnectionPool:
     pool_timeout = urllib3.Timeout(connect=timeout, read=timeout)
     if scheme == "https":
         # Connect to the checked IP but verify the certificate (and send SNI) for the host name.
-        return urllib3.HTTPSConnectionPool(ip, port, timeout=pool_timeout, retries=False, assert_hostname=host,
+        pool = urllib3.HTTPSConnectionPool(ip, port, timeout=pool_timeout, retries=False, assert_hostname=host,
                                            server_hostname=host, cert_reqs="CERT_REQUIRED")
-    return urllib3.HTTPConnectionPool(ip, port, timeout=pool_timeout, retries=False)
+    else:
+        pool = urllib3.HTTPConnectionPool(ip, port, timeout=pool_timeout, retries=False)
+
+    class DeadlineConnection(pool.ConnectionCls):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()  # TCP connected (bounded by the connect timeout); TLS comes after
+            watchdog.arm(sock)
+            return sock
+
+    pool.ConnectionCls = DeadlineConnection
+    return pool
 
 
 def _one_request(url: str, headers: dict[str, str], deadline: float) -> tuple[int, dict[str, str], bytes]:
@@ -116,7 +175,9 @@ def _one_request(url: str, headers: dict[str, str], deadline: float) -> tuple[in
     host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     limit = settings.NEWSDIGEST_FETCH_MAX_BYTES
     timeout = max(0.1, min(settings.NEWSDIGEST_FETCH_TIMEOUT, deadline - time.monotonic()))
-    pool = _pool(scheme, parts.hostname, ip, port, timeout)
+    watchdog = _Deadline(deadline)
+    pool = _pool(scheme, parts.hostname, ip, port, timeout, watchdog)
+    timed_out = f"{url}: timed out after {settings.NEWSDIGEST_FETCH_TIMEOUT}s"
     try:
         response = pool.urlopen("GET", path, headers={**headers, "Host": host_header}, redirect=False,
                                 preload_content=False, decode_content=True)
@@ -129,17 +190,20 @@ def _one_request(url: str, headers: dict[str, str], deadline: float) -> tuple[in
                 size += len(chunk)
                 if size > limit:
                     raise FetchError(f"{url}: response is over the {limit}-byte limit")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"{url}: timed out after {settings.NEWSDIGEST_FETCH_TIMEOUT}s")
                 chunks.append(chunk)
+            if watchdog.expired:  # the shutdown can look like a clean end of the body
+                raise FetchError(timed_out)
             return response.status, {k.lower(): v for k, v in response.headers.items()}, b"".join(chunks)
         finally:
             response.release_conn()
     except urllib3.exceptions.TimeoutError as exc:
-        raise FetchError(f"{url}: timed out after {settings.NEWSDIGEST_FETCH_TIMEOUT}s") from exc
-    except urllib3.exceptions.HTTPError as exc:
+        raise FetchError(timed_out) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if watchdog.expired:
+            raise FetchError(timed_out) from exc
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
     finally:
+        watchdog.cancel()
         pool.close()
 
 
