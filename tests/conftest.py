@@ -7,9 +7,10 @@ from tests import support
 def _isolated_paths(settings, tmp_path):
     """Outbox files of a test never touch the developer's ./var, and no test inherits another's
     open mail connection (the deliver stage keeps one per process, made from the settings of its day)."""
-    from worker import deliver
+    from worker import deliver, subscribers
 
     settings.OUTBOX_DIR = tmp_path / "outbox"
+    subscribers._address_bucket.cache_clear()  # per-address sign-up limits are process-local without Redis
     yield
     deliver.close_connection()
 

@@ -252,6 +252,11 @@ NEWSDIGEST_SEND_RATE_PER_DOMAIN = env_float("NEWSDIGEST_SEND_RATE_PER_DOMAIN", 0
 # Subscribers: confirmation links expire; sign-ups per client IP per hour; soft bounces before suppression.
 NEWSDIGEST_CONFIRM_MAX_AGE = env_int("NEWSDIGEST_CONFIRM_MAX_AGE", 3 * 24 * 3600)
 NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR = env_int("NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR", 20)
+# Issue 13: per IPv6 network of this prefix length (an IPv6 client has a whole /64); confirmation
+# mails per address per day, whoever asks; proxies in front whose X-Forwarded-For entries are believed.
+NEWSDIGEST_SUBSCRIBE_IPV6_PREFIX = env_int("NEWSDIGEST_SUBSCRIBE_IPV6_PREFIX", 64)
+NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY = env_int("NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY", 3)
+NEWSDIGEST_TRUSTED_PROXY_COUNT = env_int("NEWSDIGEST_TRUSTED_PROXY_COUNT", 0)
 NEWSDIGEST_SOFT_BOUNCE_LIMIT = env_int("NEWSDIGEST_SOFT_BOUNCE_LIMIT", 3)
 CELERY_BEAT_SCHEDULE = {
     "newsdigest-sweep-deliveries": {

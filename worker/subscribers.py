@@ -6,6 +6,8 @@ an address that bounced or complained, and no answer reveals whether an address 
 """
 
 import csv
+import hashlib
+import ipaddress
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -71,22 +73,60 @@ def _find(email: str) -> Subscriber | None:
 # --- sign-up ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)  # bounded: one entry per recent client IP
-def _ip_bucket(ip: str) -> TokenBucket:
+def client_network(remote_addr: str, forwarded_for: str = "") -> str:
+    """Who is asking, for rate limits: the client address as our own proxies saw it, and for IPv6 its
+    /64 (one subscriber line gets a whole /64, so single addresses cost an attacker nothing).
+
+    X-Forwarded-For is believed only for the NEWSDIGEST_TRUSTED_PROXY_COUNT hops our proxies appended
+    (the rightmost ones); whatever a client wrote there itself is ignored.
+    """
+    address = remote_addr
+    hops = settings.NEWSDIGEST_TRUSTED_PROXY_COUNT
+    if hops > 0:
+        chain = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+        address = chain[-hops] if len(chain) >= hops else (chain[0] if chain else remote_addr)
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/{settings.NEWSDIGEST_SUBSCRIBE_IPV6_PREFIX}", strict=False))
+    return str(ip)
+
+
+@lru_cache(maxsize=4096)  # bounded: one entry per recent client network
+def _ip_bucket(network: str) -> TokenBucket:
     per_hour = settings.NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR
-    return TokenBucket(f"subscribe:ip:{ip}", per_hour / 3600, capacity=per_hour)
+    return TokenBucket(f"subscribe:ip:{network}", per_hour / 3600, capacity=per_hour)
 
 
-def allow_signup_from(ip: str) -> bool:
-    """Per client IP, shared by every web process through Redis."""
-    return settings.NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR <= 0 or _ip_bucket(ip).try_acquire() == 0
+@lru_cache(maxsize=4096)
+def _address_bucket(email: str) -> TokenBucket:
+    per_day = settings.NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY
+    digest = hashlib.sha256(email.encode()).hexdigest()[:32]  # no address in Redis keys
+    return TokenBucket(f"subscribe:addr:{digest}", per_day / 86400, capacity=per_day)
+
+
+def allow_signup_from(network: str) -> bool:
+    """Per client network (see client_network), shared by every web process through Redis."""
+    return settings.NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR <= 0 or _ip_bucket(network).try_acquire() == 0
+
+
+def allow_confirmation_to(email: str) -> bool:
+    """Per address, whoever asks: a victim gets a few confirmation mails a day, not one per request."""
+    per_day = settings.NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY
+    return per_day <= 0 or _address_bucket(email.lower()).try_acquire() == 0
 
 
 def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") -> bool:
-    """Record a sign-up and mail a confirmation link; idempotent. Returns whether a mail went out.
+    """Record a sign-up and queue a confirmation mail; idempotent. Returns whether a mail was queued.
 
     Raises InvalidSubscriber for bad input. An active subscriber gets no second mail, a
-    suppressed (bounced/complained) address gets nothing at all; callers answer the same either way.
+    suppressed (bounced/complained) address gets nothing at all, an address asked for too often
+    gets nothing more today; callers answer the same either way. The mail goes out from a task after
+    the response, so the answer takes as long for a new address as for a known one.
     """
     email, name, tz = normalise_email(email), clean_name(name), clean_timezone(tz)
     with transaction.atomic():
@@ -98,10 +138,14 @@ def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") 
         subscription, _ = Subscription.objects.get_or_create(subscriber=subscriber, newsletter=newsletter)
         if subscriber.status == Subscriber.Status.ACTIVE and subscription.status == Subscription.Status.ACTIVE:
             return False
+        if not allow_confirmation_to(email):
+            return False
         if subscription.status == Subscription.Status.UNSUBSCRIBED:
             # Asking again is a new opt-in; it takes effect only once confirmed.
             Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.PENDING)
-    send_confirmation(subscriber, newsletter)  # after the rows are saved: the link must find them
+    from . import tasks
+
+    tasks.send_confirmation.delay(subscriber.pk, newsletter.pk)  # after the commit: the link must find the rows
     return True
 
 

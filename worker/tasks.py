@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import deliver, feeds, llm, schedule, summarize
+from . import deliver, feeds, llm, schedule, subscribers, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
@@ -89,3 +89,15 @@ def poll_feeds() -> int:
 @shared_task
 def poll_feed(source_id: int) -> str:
     return str(feeds.poll_source_id(source_id))
+
+
+@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
+def send_confirmation(self, subscriber_id: int, newsletter_id: int) -> None:
+    """The double opt-in mail, off the request path (a sign-up answers alike for every address)."""
+    from .models import Newsletter, Subscriber
+
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    newsletter = Newsletter.objects.filter(pk=newsletter_id).first()
+    if subscriber is None or newsletter is None or subscriber.status in subscribers.SUPPRESSED:
+        return
+    subscribers.send_confirmation(subscriber, newsletter)

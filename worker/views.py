@@ -21,7 +21,9 @@ HONEYPOT = "website"  # hidden from people by CSS; bots fill every field
 
 def _signup(request: HttpRequest, newsletter: Newsletter, data) -> tuple[int, str]:
     """(HTTP status, message) for one sign-up attempt from the form or the JSON API."""
-    if not subscribers.allow_signup_from(request.META.get("REMOTE_ADDR", "")):
+    network = subscribers.client_network(request.META.get("REMOTE_ADDR", ""),
+                                         request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    if not subscribers.allow_signup_from(network):
         return 429, "Too many sign-ups from your network; try again later."
     if data.get(HONEYPOT):
         return 200, CHECK_INBOX
