@@ -13,11 +13,13 @@ TEXT = "\n\n".join(f"{PARA} Point {i}." for i in range(4))
 
 @pytest.fixture
 def source(db):
-    return Source.objects.create(name="Wire API", kind=Source.Kind.API)
+    source = Source.objects.create(name="Wire API", kind=Source.Kind.API)
+    source.token = source.issue_api_token()  # shown once; only its hash is stored
+    return source
 
 
 def post(client, source, payload, token=None, content_type="application/json", raw=None):
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token or source.api_token}"}
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token or source.token}"}
     data = raw if raw is not None else json.dumps(payload)
     return client.post("/api/articles", data=data, content_type=content_type, **headers)
 

@@ -13,12 +13,14 @@ from tests import support
 RANDOM_KEY = "q8Jx2vN0sLw4Rt7yUe1iOp3aSd5fGh9jKl6zXc8vBn2mQw4eRt"
 
 
-def start(tmp_path, *command: str, **env: str) -> subprocess.CompletedProcess:
-    """The settings loaded in a fresh process, exactly as at start-up (or a `newsdigest` command)."""
+def start(tmp_path, *command: str, **env: str | None) -> subprocess.CompletedProcess:
+    """The settings loaded in a fresh process, exactly as at start-up (or a `newsdigest` command);
+    a variable given as None is unset."""
     base = {k: v for k, v in support.subprocess_env().items() if k not in {"SECRET_KEY", "DEBUG"}}
     base["NEWSDIGEST_VAR_DIR"] = str(tmp_path / "var")
+    base = {k: v for k, v in {**base, **env}.items() if v is not None}
     args = ["-m", "worker", *command] if command else ["-c", "import worker.settings"]
-    return subprocess.run([sys.executable, *args], env={**base, **env}, cwd=support.REPO,
+    return subprocess.run([sys.executable, *args], env=base, cwd=support.REPO,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -58,3 +60,15 @@ def test_the_secret_key_file_is_private_even_with_a_permissive_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "var" / "secret_key").stat().st_mode) == 0o600
+
+
+def test_the_sqlite_database_is_created_private(tmp_path):
+    old = os.umask(0)
+    try:
+        assert start(tmp_path, "migrate", "--noinput", SECRET_KEY=RANDOM_KEY, DATABASE_URL=None).returncode == 0
+    finally:
+        os.umask(old)
+    database = tmp_path / "var" / "newsdigest.sqlite3"
+    assert database.stat().st_size > 0
+    for path in [database, *tmp_path.glob("var/*.sqlite3-*")]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 
 from . import audit, deliver, ops, schedule
 from .models import (
+    ApiToken,
     Article,
     AuditEntry,
     Delivery,
@@ -55,7 +56,16 @@ class SourceAdmin(admin.ModelAdmin):
                     "next_poll_at"]
     list_filter = ["kind", "newsletter", "active"]
     search_fields = ["name", "url"]
-    readonly_fields = ["api_token", "etag", "last_modified", "error_count", "last_error", "last_polled_at"]
+    exclude = ["api_token"]  # only its hash is stored; the action below issues a token and shows it once
+    readonly_fields = ["etag", "last_modified", "error_count", "last_error", "last_polled_at"]
+    actions = ["issue_api_tokens"]
+
+    @admin.action(description="Issue a new API token (shown once; the old one stops working)",
+                  permissions=["change"])
+    def issue_api_tokens(self, request, queryset):
+        for source in queryset:
+            self.message_user(request, f"{source.name}: Authorization: Bearer {source.issue_api_token()} "
+                                       "(copy it now: it is not stored and will not be shown again)")
 
 
 @admin.register(IngestRejection)
@@ -336,3 +346,23 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["action"]
     date_hierarchy = "created_at"
     raw_id_fields = ["digest"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Ops API keys (only hashes are stored): who has one, until when; revoke here."""
+
+    list_display = ["user", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["user"]
+    exclude = ["key_hash", "password_marker"]
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("auth.change_user")
+
+    @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} tokens revoked")

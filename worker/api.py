@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import ingest
-from .models import Source
+from .models import Source, hash_token
 
 
 def _source_for(request: HttpRequest) -> Source | None:
@@ -21,9 +21,10 @@ def _source_for(request: HttpRequest) -> Source | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return None
-    source = Source.objects.filter(api_token=token, active=True).first()
-    # The lookup already matched; compare again in constant time so timing says nothing about near misses.
-    return source if source is not None and hmac.compare_digest(source.api_token, token) else None
+    # Stored hashed: the lookup is by the hash, so timing says nothing about the token itself.
+    digest = hash_token(token)
+    source = Source.objects.filter(api_token=digest, active=True).first()
+    return source if source is not None and hmac.compare_digest(source.api_token, digest) else None
 
 
 def _refuse(source: Source, status: int, reason: str) -> JsonResponse:

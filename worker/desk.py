@@ -6,18 +6,22 @@ Every change to a digest is written to its audit trail and clears the cached ren
 and the next send show exactly what was edited.
 """
 
+import hmac
 import re
+import secrets
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
-from django.core import signing
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -26,12 +30,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import audit, deliver, llm, ops, schedule, summarize
 from . import render as email_render
-from .models import Delivery, Digest, DigestItem, Newsletter
+from .models import ApiToken, Delivery, Digest, DigestItem, Newsletter, hash_token
 
 EDIT = "worker.change_digest"
 APPROVE = "worker.approve_digest"
 SEND = "worker.send_digest"
-API_TOKEN_SALT = "newsdigest.ops-api"
 
 
 class NotEditable(Exception):
@@ -326,20 +329,35 @@ def console_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 # --- token API -------------------------------------------------------------------------------------
 
-def api_token(user: User) -> str:
-    """A signed token naming the user; revoke it by deactivating the user or taking the ops role away."""
-    return signing.dumps({"u": user.pk}, salt=API_TOKEN_SALT)
+def _password_marker(user: User) -> str:
+    # Changes with the password (Django's session auth hash, an HMAC of the password hash).
+    return hash_token(user.get_session_auth_hash())
+
+
+def api_token(user: User, days: int | None = None) -> str:
+    """A new key for the ops API, shown this once (stored hashed); it expires after `days`
+    (NEWSDIGEST_OPS_TOKEN_DAYS) and dies with a password change or revoke_api_tokens."""
+    key = "nd_" + secrets.token_urlsafe(32)
+    days = settings.NEWSDIGEST_OPS_TOKEN_DAYS if days is None else days
+    ApiToken.objects.create(user=user, key_hash=hash_token(key), password_marker=_password_marker(user),
+                            expires_at=timezone.now() + timedelta(days=days))
+    return key
+
+
+def revoke_api_tokens(user: User) -> int:
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def _token_user(request: HttpRequest) -> User | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "Token" or not token.strip():
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Token" or not key.strip():
         return None
-    try:
-        data = signing.loads(token.strip(), salt=API_TOKEN_SALT)
-    except signing.BadSignature:
+    token = (ApiToken.objects.select_related("user")
+             .filter(key_hash=hash_token(key.strip()), revoked_at__isnull=True, expires_at__gt=timezone.now(),
+                     user__is_active=True).first())
+    if token is None or not hmac.compare_digest(token.password_marker, _password_marker(token.user)):
         return None
-    return User.objects.filter(pk=data.get("u"), is_active=True).first()
+    return token.user
 
 
 def _api(view):

@@ -4,6 +4,7 @@ Every status change is a guarded UPDATE (`transition`) whose row count says whet
 this worker won, so redelivered tasks and double triggers are harmless.
 """
 
+import hashlib
 import secrets
 
 from django.db import models
@@ -23,6 +24,17 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def hash_token(token: str) -> str:
+    """API tokens are stored as their SHA-256: a database leak does not hand out working keys.
+    (Random 192-bit tokens need no slow hash: there is nothing to brute-force.)"""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def unusable_token_hash() -> str:
+    """The default of a source's token: the hash of a key nobody was ever shown."""
+    return hash_token(secrets.token_urlsafe(32))
+
+
 class Source(models.Model):
     class Kind(models.TextChoices):
         FILE = "file"
@@ -34,7 +46,8 @@ class Source(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FILE)
     url = models.URLField(max_length=2000, blank=True)
     newsletter = models.ForeignKey("Newsletter", null=True, blank=True, on_delete=models.SET_NULL)
-    api_token = models.CharField(max_length=64, default=new_token, unique=True)
+    # SHA-256 of the bearer token of POST /api/articles; the token itself is shown once (issue_api_token).
+    api_token = models.CharField(max_length=64, default=unusable_token_hash, unique=True)
     weight = models.FloatField(default=1.0)
     etag = models.CharField(max_length=500, blank=True)
     last_modified = models.CharField(max_length=100, blank=True)
@@ -48,6 +61,13 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def issue_api_token(self) -> str:
+        """A new bearer token for this source (the old one stops working); returned once, stored hashed."""
+        token = new_token()
+        self.api_token = hash_token(token)
+        Source.objects.filter(pk=self.pk).update(api_token=self.api_token)
+        return token
 
 
 class IngestRejection(models.Model):
@@ -399,3 +419,22 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "audit entries"
+
+
+class ApiToken(models.Model):
+    """A key for the ops JSON API (Authorization: Token <key>), issued by `newsdigest ops token USER`.
+
+    Only its SHA-256 is stored. It stops working when it expires, when it is revoked, when the user is
+    deactivated or loses the ops role, and when the user's password changes (the password's session
+    hash at issue time is kept and compared).
+    """
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    password_marker = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of {self.user}"

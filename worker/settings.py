@@ -45,7 +45,7 @@ def _secret_key() -> str:
         return key_file.read_text().strip()
     from django.core.management.utils import get_random_secret_key
 
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = get_random_secret_key()
     # Created owner-only (not written world-readable and chmod-ed after: someone could open it in between).
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -140,6 +140,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     if test_name := os.environ.get("NEWSDIGEST_TEST_DB"):
         DATABASES["default"]["TEST"] = {"NAME": test_name}
+    # Subscriber addresses live in this file: owner-only. SQLite gives its -wal/-shm files the main
+    # file's mode, so creating the file 0600 before Django opens it covers all three.
+    _sqlite_file = Path(DATABASES["default"]["NAME"])
+    if str(_sqlite_file) != ":memory:" and not _sqlite_file.exists():
+        _sqlite_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(_sqlite_file, os.O_WRONLY | os.O_CREAT, 0o600))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -257,6 +263,8 @@ NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR = env_int("NEWSDIGEST_SUBSCRIBE_PER_IP_PER_
 NEWSDIGEST_SUBSCRIBE_IPV6_PREFIX = env_int("NEWSDIGEST_SUBSCRIBE_IPV6_PREFIX", 64)
 NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY = env_int("NEWSDIGEST_CONFIRMATIONS_PER_ADDRESS_PER_DAY", 3)
 NEWSDIGEST_TRUSTED_PROXY_COUNT = env_int("NEWSDIGEST_TRUSTED_PROXY_COUNT", 0)
+# Ops API tokens (`newsdigest ops token USER`) expire after this many days.
+NEWSDIGEST_OPS_TOKEN_DAYS = env_int("NEWSDIGEST_OPS_TOKEN_DAYS", 30)
 NEWSDIGEST_SOFT_BOUNCE_LIMIT = env_int("NEWSDIGEST_SOFT_BOUNCE_LIMIT", 3)
 CELERY_BEAT_SCHEDULE = {
     "newsdigest-sweep-deliveries": {

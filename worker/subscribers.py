@@ -9,6 +9,7 @@ import csv
 import hashlib
 import ipaddress
 import re
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import time
@@ -24,7 +25,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from . import render
-from .models import Newsletter, Subscriber, Subscription, SuppressionEvent
+from .models import Newsletter, Subscriber, Subscription, SuppressionEvent, transition
 from .ratelimit import TokenBucket
 
 TOKEN_MAX_AGE = None  # unsubscribe links in old emails must keep working
@@ -45,9 +46,18 @@ def normalise_email(raw: str) -> str:
         raise InvalidSubscriber(f"invalid email address {raw!r}: {exc}") from None
 
 
+# Bidirectional controls reorder what a reader sees (a name can display as something else); they are
+# dropped. Other control characters (NUL, escapes) have no place in a name and are refused.
+BIDI_CONTROLS = dict.fromkeys(map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                                       "\u2066\u2067\u2068\u2069"))
+
+
 def clean_name(raw: str) -> str:
     if "\r" in raw or "\n" in raw:
         raise InvalidSubscriber("the name contains a line break")
+    raw = raw.translate(BIDI_CONTROLS)
+    if any(unicodedata.category(ch) == "Cc" and ch != "\t" for ch in raw):
+        raise InvalidSubscriber("the name contains a control character")
     name = " ".join(raw.split())
     if len(name) > 200:
         raise InvalidSubscriber("the name is longer than 200 characters")
@@ -149,8 +159,16 @@ def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") 
     return True
 
 
+def _unsubscribed_marker(subscription: Subscription | None) -> str:
+    return subscription.unsubscribed_at.isoformat() if subscription and subscription.unsubscribed_at else ""
+
+
 def confirm_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
-    return signing.dumps({"s": subscriber.pk, "n": newsletter.pk}, salt=CONFIRM_SALT, compress=True)
+    """Signed, expiring; it also names the subscription's last unsubscribe, so a link mailed before an
+    unsubscribe cannot undo it (only a link from a new sign-up can)."""
+    subscription = Subscription.objects.filter(subscriber=subscriber, newsletter=newsletter).first()
+    return signing.dumps({"s": subscriber.pk, "n": newsletter.pk, "u": _unsubscribed_marker(subscription)},
+                         salt=CONFIRM_SALT, compress=True)
 
 
 def confirm_url(subscriber: Subscriber, newsletter: Newsletter) -> str:
@@ -169,8 +187,13 @@ def send_confirmation(subscriber: Subscriber, newsletter: Newsletter) -> None:
 def subscription_for_confirm_token(token: str) -> Subscription:
     """Raises signing.SignatureExpired, signing.BadSignature or Subscription.DoesNotExist."""
     data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.NEWSDIGEST_CONFIRM_MAX_AGE)
-    return Subscription.objects.select_related("newsletter", "subscriber").get(
+    subscription = Subscription.objects.select_related("newsletter", "subscriber").get(
         subscriber_id=data["s"], newsletter_id=data["n"])
+    if subscription.status == Subscription.Status.UNSUBSCRIBED or \
+            data.get("u", "") != _unsubscribed_marker(subscription):
+        # Unsubscribed after this link was mailed: the link is spent.
+        raise signing.BadSignature("confirmation link older than the last unsubscribe")
+    return subscription
 
 
 def confirm(token: str) -> Subscription:
@@ -181,8 +204,10 @@ def confirm(token: str) -> Subscription:
                                   status__in=[Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED]).update(
             status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
         if not Subscriber.objects.filter(pk=subscription.subscriber_id, status__in=SUPPRESSED).exists():
-            Subscription.objects.filter(pk=subscription.pk).exclude(status=Subscription.Status.ACTIVE).update(
-                status=Subscription.Status.ACTIVE, unsubscribed_at=None)
+            # Guarded: an unsubscribe that lands between the token check and here wins. unsubscribed_at is
+            # kept: it is what tells links mailed before that unsubscribe from links mailed after it.
+            transition(Subscription.objects.filter(pk=subscription.pk, unsubscribed_at=subscription.unsubscribed_at),
+                       from_status=Subscription.Status.PENDING, to_status=Subscription.Status.ACTIVE)
     subscription.refresh_from_db()
     subscription.subscriber.refresh_from_db()
     return subscription
