@@ -4,7 +4,6 @@
 token, 4xx {"error"} for anything else that cannot become an article (and an IngestRejection)."""
 
 import hmac
-import json
 
 from django.conf import settings
 from django.db import transaction
@@ -12,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import ingest
+from . import ingest, security
 from .models import Source, hash_token
 
 
@@ -50,11 +49,9 @@ def articles(request: HttpRequest) -> JsonResponse:
     if "json" not in request.content_type:
         return _refuse(source, 415, f"send application/json, not {request.content_type or 'no content type'}")
     try:
-        record = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _refuse(source, 400, f"invalid JSON: {exc}")
-    if not isinstance(record, dict):
-        return _refuse(source, 400, "the body must be a JSON object")
+        record = security.parse_json_object(body)
+    except security.BadJSON as exc:
+        return _refuse(source, 400, str(exc))
     try:
         with transaction.atomic():
             result = ingest.ingest_record(record, source)

@@ -1,8 +1,6 @@
 """Public pages: subscribe (double opt-in), confirm, unsubscribe (RFC 8058 one-click), preferences,
 view in browser."""
 
-import json
-
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -10,7 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import render as email_render
-from . import subscribers
+from . import security, subscribers
 from .models import Digest, Newsletter, Subscriber, Subscription
 
 # Same words whether the address is new, pending, active or suppressed: the page must not
@@ -51,11 +49,9 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
 def subscribe_api(request: HttpRequest, slug: str) -> JsonResponse:
     newsletter = get_object_or_404(Newsletter, slug=slug)
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
-    if not isinstance(data, dict):
-        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+        data = security.parse_json_object(request.body)
+    except security.BadJSON as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     status, message = _signup(request, newsletter, data)
     return JsonResponse({"ok": True, "message": message} if status == 200 else {"error": message}, status=status)
 
