@@ -345,6 +345,15 @@ def _import_row(report: ImportReport, newsletter: Newsletter, email: str, name: 
         report.subscribed += 1
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (=HYPERLINK,
+# =cmd|..., +/-/@ variants, or a tab/CR that hides the rest): prefixed with ' it is shown as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 def export_csv(stream: IO[str], newsletter: Newsletter | None = None) -> int:
     """Every subscriber (or a newsletter's), with status and the newsletters they actively get."""
     writer = csv.writer(stream)
@@ -356,6 +365,7 @@ def export_csv(stream: IO[str], newsletter: Newsletter | None = None) -> int:
     for person in people.iterator(chunk_size=2000):
         active = sorted(s.newsletter.slug for s in person.subscriptions.all()
                         if s.status == Subscription.Status.ACTIVE)
-        writer.writerow([person.email, person.name, person.timezone, person.status, " ".join(active)])
+        writer.writerow([spreadsheet_safe(cell) for cell in
+                         (person.email, person.name, person.timezone, person.status, " ".join(active))])
         count += 1
     return count
