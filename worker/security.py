@@ -14,6 +14,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 NUL = "\x00"
 
 
+def client_ip(request: HttpRequest) -> str:
+    """The client network of a request, for login throttling: the same rules as sign-up limits."""
+    from .subscribers import client_network
+
+    return client_network(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
 class BadJSON(ValueError):
     """The body is not a JSON object the API can take; the message says why."""
 

@@ -6,6 +6,7 @@ Production sets DATABASE_URL, REDIS_URL, OPENAI_API_KEY and EMAIL_URL (or anymai
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "anymail",
+    "axes",
     "worker",
 ]
 
@@ -104,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: answers 429 to a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "worker.urls"
@@ -158,6 +162,16 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Password guessing on the desk and admin logins (django-axes): after NEWSDIGEST_LOGIN_FAILURE_LIMIT
+# failures from one client network (an IPv6 /64) or for one username, logins are refused (429) for
+# NEWSDIGEST_LOGIN_LOCKOUT_MINUTES; a success resets the count. The client is found as for sign-ups
+# (NEWSDIGEST_TRUSTED_PROXY_COUNT).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("NEWSDIGEST_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("NEWSDIGEST_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "worker.security.client_ip"
 LOGIN_URL = "/desk/login/"
 LOGIN_REDIRECT_URL = "/desk/"
 
