@@ -72,3 +72,48 @@ def test_the_sqlite_database_is_created_private(tmp_path):
     assert database.stat().st_size > 0
     for path in [database, *tmp_path.glob("var/*.sqlite3-*")]:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+PRODUCTION = {"SECRET_KEY": RANDOM_KEY, "ALLOWED_HOSTS": "news.example.com", "NEWSDIGEST_HTTPS": "1",
+              "NEWSDIGEST_SITE_URL": "https://news.example.com", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}
+
+
+def test_check_deploy_passes_with_the_documented_production_variables(tmp_path):
+    result = start(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_without_https_settings(tmp_path):
+    result = start(tmp_path, "check", "--deploy", "--fail-level", "WARNING",
+                   **{**PRODUCTION, "NEWSDIGEST_HTTPS": None})
+    assert result.returncode != 0 and "security.W004" in result.stdout + result.stderr
+
+
+def test_production_settings_make_cookies_secure_and_redirect_to_https(monkeypatch):
+    import importlib
+
+    from worker import settings as worker_settings
+
+    for key, value in PRODUCTION.items():
+        monkeypatch.setenv(key, value)
+    try:
+        loaded = importlib.reload(worker_settings)
+        assert (loaded.SESSION_COOKIE_SECURE, loaded.CSRF_COOKIE_SECURE, loaded.SECURE_SSL_REDIRECT) == (True,) * 3
+        assert loaded.SECURE_HSTS_SECONDS >= 31536000 and loaded.SECURE_HSTS_INCLUDE_SUBDOMAINS
+        assert loaded.SECURE_PROXY_SSL_HEADER == ("HTTP_X_FORWARDED_PROTO", "https")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(worker_settings)
+
+
+@pytest.mark.django_db
+def test_plain_http_is_redirected_but_health_probes_are_not(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/archive/").status_code == 301
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_client_cannot_claim_https_without_a_trusted_proxy_header(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/archive/", HTTP_X_FORWARDED_PROTO="https").status_code == 301

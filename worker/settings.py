@@ -81,6 +81,24 @@ DEBUG = env_bool("DEBUG")
 check_secret_key(SECRET_KEY, DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# --- HTTPS (production) ----------------------------------------------------------
+# NEWSDIGEST_HTTPS=1 is the production switch: cookies only over TLS, plain HTTP redirected, HSTS for a
+# year. Each is overridable by Django's own name. Behind a TLS-terminating proxy also set
+# SECURE_PROXY_SSL_HEADER to the header it sets (e.g. HTTP_X_FORWARDED_PROTO), and only then: a client
+# could send that header itself otherwise.
+HTTPS = env_bool("NEWSDIGEST_HTTPS")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Load balancers and Prometheus probe these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+if proxy_ssl_header := os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip():
+    SECURE_PROXY_SSL_HEADER = (proxy_ssl_header, "https")
 # Absolute base of links in emails (unsubscribe, view in browser).
 SITE_URL = os.environ.get("NEWSDIGEST_SITE_URL", "http://localhost:8000").rstrip("/")
 
