@@ -14,11 +14,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 NUL = "\x00"
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The client network of a request, for login throttling: the same rules as sign-up limits."""
+def client_ip(request: HttpRequest) -> str | None:
+    """The client of a request for login throttling, by the same rules as sign-up limits: an IPv6 client
+    is its /64, given as the network's first address (django-axes stores an IP address)."""
     from .subscribers import client_network
 
-    return client_network(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    network = client_network(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    return None if network == "unknown" else network.partition("/")[0]
 
 
 class BadJSON(ValueError):
