@@ -17,7 +17,7 @@ standard library parser recurses once per nesting level and takes seconds on a c
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses
@@ -29,6 +29,10 @@ HARD, SOFT, POLICY, COMPLAINT, DELAYED = "hard", "soft", "policy", "complaint", 
 # More MIME boundaries or embedded messages than any real bounce carries (real ones have 2-4).
 MAX_BOUNDARIES = 60
 MAX_EMBEDDED = 10
+# Our messages have one recipient each: a report listing more is not (only) about one of them.
+MAX_RECIPIENTS = 100
+# flufl.bounce reads at most this much of a message.
+FLUFL_BYTES = 64 * 1024
 # The first this many characters of the human-readable part are searched for the server's words.
 TEXT_LIMIT = 20_000
 
@@ -54,10 +58,12 @@ class Report:
     failures: tuple[Failure, ...] = ()
     message_ids: tuple[str, ...] = ()
     addressed_to: tuple[str, ...] = ()
-    note: str = field(default="")
+    note: str = ""
+    subject: str = ""
 
 
 # --- the server's words -> class ------------------------------------------------------------------
+
 
 def _any(*phrases: str) -> re.Pattern:
     return re.compile("|".join(phrases), re.IGNORECASE)
@@ -65,37 +71,135 @@ def _any(*phrases: str) -> re.Pattern:
 
 # Checked in this order; the first that matches decides. A full mailbox or greylisting is never the
 # address's fault, a block is never the recipient's; only then do "no such user" words count.
-SOFT_FIRST = _any(r"mailbox (is )?full", r"over ?quota", r"quota (exceeded|full)", r"exceed\w* (the )?(storage|quota)",
-                  r"insufficient (system )?storage", r"mailbox (size|storage) limit", r"out of storage",
-                  r"full mailbox", r"greylist", r"graylist", r"try (again )?later", r"please try again",
-                  r"temporar", r"rate.?limit", r"too many (connections|messages|recipients|emails)",
-                  r"sending (rate|limit)", r"receiving mail at a rate", r"unusual rate")
-POLICY_WORDS = _any(r"spam", r"unsolicited", r"bl[ao]ck ?list", r"\blisted (at|on|in|by)\b", r"\brbl\b", r"dnsbl",
-                    r"spamhaus", r"spamcop", r"barracuda", r"sorbs", r"reputation", r"\bdmarc\b", r"\bspf\b",
-                    r"\bdkim\b", r"authenticat", r"not authori[sz]ed to send", r"reverse (dns|lookup)", r"\bptr\b",
-                    r"rdns", r"policy", r"prohibited", r"virus", r"malware", r"phish", r"content (was )?(rejected|filter)",
-                    r"message (content )?(rejected|refused) (as|due|because|for)", r"\bblocked\b", r"relay(ing)? (access )?denied",
-                    r"relaying not (allowed|permitted)", r"not permitted to relay", r"rfc ?5322", r"rfc ?2822",
-                    r"bulk mail", r"junk", r"abuse", r"security", r"suspicious", r"sender (address )?(rejected|denied|blocked)",
-                    r"access denied", r"client host rejected", r"service (is )?unavailable", r"not allowed", r"denied",
-                    r"\bfiltered\b", r"filter", r"envelope blocked", r"too large", r"size limit|exceeds size")
-HARD_WORDS = _any(r"user unknown", r"unknown user", r"user (not found|doesn't exist|does not exist|invalid)",
-                  r"no such (user|mailbox|recipient|address|account|person|local user)", r"does ?n[o']t exist",
-                  r"not exist", r"invalid (recipient|mailbox|address|user|account)", r"bad (recipient|destination|address)",
-                  r"recipient (address )?(unknown|not found|invalid|does not exist)", r"unknown (recipient|address|local.?part|mailbox|alias)",
-                  r"mailbox (not found|unavailable|does not exist|is disabled|disabled|inactive|unknown|not available)",
-                  r"account (has been |is )?(disabled|deactivated|closed|suspended|inactive|expired|locked|terminated)",
-                  r"account (does not|doesn't) exist", r"no mailbox", r"not our customer", r"unrouteable", r"unroutable",
-                  r"host (not found|unknown|or domain name not found)", r"domain (not found|does not exist|name not found)",
-                  r"name or service not known", r"no such domain", r"nxdomain", r"unknown (host|domain)",
-                  r"null mx", r"does not accept mail", r"not a valid", r"no longer (valid|available|active|in use)",
-                  r"has moved", r"addressee unknown", r"is not a known user", r"no valid recipients",
-                  r"address (rejected|invalid|unknown)", r"recipient rejected", r"mailbox name not allowed",
-                  r"disabled", r"deactivated", r"unknown or illegal", r"non.?existent", r"not found",
-                  r"no such", r"cannot be found", r"couldn't be found", r"could not be found", r"is unavailable")
+SOFT_FIRST = _any(
+    r"mailbox (is )?full",
+    r"over ?quota",
+    r"quota (exceeded|full)",
+    r"exceed\w* (the )?(storage|quota)",
+    r"insufficient (system )?storage",
+    r"mailbox (size|storage) limit",
+    r"out of storage",
+    r"full mailbox",
+    r"greylist",
+    r"graylist",
+    r"try (again )?later",
+    r"please try again",
+    r"temporar",
+    r"rate.?limit",
+    r"too many (connections|messages|recipients|emails)",
+    r"sending (rate|limit)",
+    r"receiving mail at a rate",
+    r"unusual rate",
+)
+POLICY_WORDS = _any(
+    r"spam",
+    r"unsolicited",
+    r"bl[ao]ck ?list",
+    r"\blisted (at|on|in|by)\b",
+    r"\brbl\b",
+    r"dnsbl",
+    r"spamhaus",
+    r"spamcop",
+    r"barracuda",
+    r"sorbs",
+    r"reputation",
+    r"\bdmarc\b",
+    r"\bspf\b",
+    r"\bdkim\b",
+    r"authenticat",
+    r"not authori[sz]ed to send",
+    r"reverse (dns|lookup)",
+    r"\bptr\b",
+    r"rdns",
+    r"policy",
+    r"prohibited",
+    r"virus",
+    r"malware",
+    r"phish",
+    r"content (was )?(rejected|filter)",
+    r"message (content )?(rejected|refused) (as|due|because|for)",
+    r"\bblocked\b",
+    r"relay(ing)? (access )?denied",
+    r"relaying not (allowed|permitted)",
+    r"not permitted to relay",
+    r"rfc ?5322",
+    r"rfc ?2822",
+    r"bulk mail",
+    r"junk",
+    r"abuse",
+    r"security",
+    r"suspicious",
+    r"sender (address )?(rejected|denied|blocked)",
+    r"access denied",
+    r"client host rejected",
+    r"service (is )?unavailable",
+    r"not allowed",
+    r"denied",
+    r"\bfiltered\b",
+    r"filter",
+    r"envelope blocked",
+    r"too large",
+    r"size limit|exceeds size",
+)
+HARD_WORDS = _any(
+    r"user unknown",
+    r"unknown user",
+    r"user (not found|doesn't exist|does not exist|invalid)",
+    r"no such (user|mailbox|recipient|address|account|person|local user)",
+    r"does ?n[o']t exist",
+    r"not exist",
+    r"invalid (recipient|mailbox|address|user|account)",
+    r"bad (recipient|destination|address)",
+    r"recipient (address )?(unknown|not found|invalid|does not exist)",
+    r"unknown (recipient|address|local.?part|mailbox|alias)",
+    r"mailbox (not found|unavailable|does not exist|is disabled|disabled|inactive|unknown|not available)",
+    r"account (has been |is )?(disabled|deactivated|closed|suspended|inactive|expired|locked|terminated)",
+    r"account (does not|doesn't) exist",
+    r"no mailbox",
+    r"not our customer",
+    r"unrouteable",
+    r"unroutable",
+    r"host (not found|unknown|or domain name not found)",
+    r"domain (not found|does not exist|name not found)",
+    r"name or service not known",
+    r"no such domain",
+    r"nxdomain",
+    r"unknown (host|domain)",
+    r"null mx",
+    r"does not accept mail",
+    r"not a valid",
+    r"no longer (valid|available|active|in use)",
+    r"has moved",
+    r"addressee unknown",
+    r"is not a known user",
+    r"no valid recipients",
+    r"address (rejected|invalid|unknown)",
+    r"recipient rejected",
+    r"mailbox name not allowed",
+    r"disabled",
+    r"deactivated",
+    r"unknown or illegal",
+    r"non.?existent",
+    r"not found",
+    r"no such",
+    r"cannot be found",
+    r"couldn't be found",
+    r"could not be found",
+    r"is unavailable",
+)
 # Words that name our sending as the problem whatever status code the server chose.
-STRONG_POLICY = _any(r"spam", r"unsolicited", r"bl[ao]ck ?list", r"spamhaus", r"\bdmarc\b", r"\bspf\b", r"\bdkim\b",
-                     r"reputation", r"not authori[sz]ed to send", r"authentication (failed|required|check)")
+STRONG_POLICY = _any(
+    r"spam",
+    r"unsolicited",
+    r"bl[ao]ck ?list",
+    r"spamhaus",
+    r"\bdmarc\b",
+    r"\bspf\b",
+    r"\bdkim\b",
+    r"reputation",
+    r"not authori[sz]ed to send",
+    r"authentication (failed|required|check)",
+)
 HARD_CODES = ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1", "5.4.1", "5.4.4")
 
 
@@ -106,8 +210,11 @@ def classify(status: str, diagnostic: str) -> str:
     if SOFT_FIRST.search(text):
         return POLICY if POLICY_WORDS.search(text) and _policy_beats_soft(text) else SOFT
     code = status[:6].rstrip(".")
-    if status.startswith("5.7") or STRONG_POLICY.search(text) or \
-            (POLICY_WORDS.search(text) and not status.startswith(("5.1", "5.2.1"))):
+    if (
+        status.startswith("5.7")
+        or STRONG_POLICY.search(text)
+        or (POLICY_WORDS.search(text) and not status.startswith(("5.1", "5.2.1")))
+    ):
         return POLICY
     if status.startswith("4"):
         return SOFT
@@ -120,8 +227,11 @@ def classify(status: str, diagnostic: str) -> str:
 
 def _policy_beats_soft(text: str) -> bool:
     """'try again later' next to 'spam'/'blocked'/'reputation' is a throttle for *our* sending."""
-    return bool(re.search(r"spam|reputation|bl[ao]ck ?list|spamhaus|unsolicited|\bblocked\b|dmarc|\bspf\b|dkim",
-                          text, re.IGNORECASE))
+    return bool(
+        re.search(
+            r"spam|reputation|bl[ao]ck ?list|spamhaus|unsolicited|\bblocked\b|dmarc|\bspf\b|dkim", text, re.IGNORECASE
+        )
+    )
 
 
 # --- addresses ------------------------------------------------------------------------------------
@@ -145,14 +255,18 @@ def clean_address(value: str) -> str:
 
 # --- structure ------------------------------------------------------------------------------------
 
+
 def _guard(raw: bytes) -> None:
     limit = settings.NEWSDIGEST_INBOUND_MAX_BYTES
     if len(raw) > limit:
         raise Refused(f"message of {len(raw)} bytes is larger than NEWSDIGEST_INBOUND_MAX_BYTES ({limit})")
     lowered = raw.lower()
+    if (listed := lowered.count(b"final-recipient:")) > MAX_RECIPIENTS:
+        raise Refused(f"a report listing {listed} recipients is not about one of our messages (each has one recipient)")
     if lowered.count(b"boundary=") > MAX_BOUNDARIES or lowered.count(b"message/rfc822") > MAX_EMBEDDED:
-        raise Refused(f"MIME nested deeper than any bounce (over {MAX_BOUNDARIES} parts or {MAX_EMBEDDED} "
-                      f"embedded messages)")
+        raise Refused(
+            f"MIME nested deeper than any bounce (over {MAX_BOUNDARIES} parts or {MAX_EMBEDDED} embedded messages)"
+        )
 
 
 def parse(raw: bytes) -> Message:
@@ -168,8 +282,11 @@ def _header_blocks(part: Message) -> list[Message]:
     if isinstance(payload, list):
         return payload
     text = part.get_payload(decode=True) or b""
-    return [message_from_bytes(block.strip() + b"\n", policy=policy.compat32)
-            for block in re.split(rb"\r?\n\s*\r?\n", text) if block.strip()]
+    return [
+        message_from_bytes(block.strip() + b"\n", policy=policy.compat32)
+        for block in re.split(rb"\r?\n\s*\r?\n", text)
+        if block.strip()
+    ]
 
 
 def _original_headers(message: Message) -> list[Message]:
@@ -197,14 +314,15 @@ def _message_ids(message: Message, text: str) -> tuple[str, ...]:
 
 
 def _addressed_to(message: Message) -> tuple[str, ...]:
-    values = [str(v) for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To")
-              for v in message.get_all(name, [])]
+    values = [
+        str(v) for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To") for v in message.get_all(name, [])
+    ]
     return tuple(dict.fromkeys(a.lower() for _, a in getaddresses(values) if "@" in a))
 
 
 def _text(message: Message) -> str:
     """The human-readable part of a report (not the returned original), decoded, bounded."""
-    parts = []
+    parts, length = [], 0
     for part in _walk_outer(message):
         if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html"):
             payload = part.get_payload(decode=True) or b""
@@ -216,20 +334,21 @@ def _text(message: Message) -> str:
             if part.get_content_subtype() == "html":
                 decoded = re.sub(r"<[^>]{0,2000}>", " ", decoded)
             parts.append(decoded)
-        if sum(map(len, parts)) > TEXT_LIMIT:
+            length += len(decoded)
+        if length > TEXT_LIMIT:
             break
     return "\n".join(parts)[:TEXT_LIMIT]
 
 
 def _walk_outer(message: Message):
-    """Every part except what lies inside a returned message/rfc822."""
+    """Every leaf part in order, except what lies inside a returned original."""
     stack = [message]
     while stack:
-        part = stack.pop(0)
+        part = stack.pop()
         if part.get_content_type() in RETURNED and part is not message:
             continue
         if part.is_multipart():
-            stack[:0] = [p for p in part.get_payload() if isinstance(p, Message)]
+            stack += reversed([p for p in part.get_payload() if isinstance(p, Message)])
         else:
             yield part
 
@@ -239,7 +358,7 @@ STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 SMTP_REPLY = re.compile(r"(?:^|[\s(:\"'])([45][0-5]\d)[\s-]")
 
 
-def _status_in(text: str) -> str:
+def status_in(text: str) -> str:
     if match := STATUS.search(text):
         return match.group(0)
     if match := SMTP_REPLY.search(text):
@@ -249,14 +368,15 @@ def _status_in(text: str) -> str:
 
 def _around(text: str, email: str) -> str:
     """The server's words about one address: from its mention to the next blank-line-separated block."""
-    at = text.lower().find(email)
+    at = text.find(email) if text.islower() else text.lower().find(email)
     if at < 0:
         return text[:1500]
     start = text.rfind("\n", 0, max(at - 200, 0)) + 1
-    return text[start:at + 1200]
+    return text[start : at + 1200]
 
 
 # --- the three kinds of report --------------------------------------------------------------------
+
 
 def _dsn_failures(message: Message) -> list[Failure]:
     failures = []
@@ -277,8 +397,9 @@ def _dsn_failures(message: Message) -> list[Failure]:
             if not email:
                 continue
             diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
-            diagnostic = diagnostic.partition(";")[2].strip() if diagnostic.lower().startswith(("smtp;", "x-")) \
-                else diagnostic
+            diagnostic = (
+                diagnostic.partition(";")[2].strip() if diagnostic.lower().startswith(("smtp;", "x-")) else diagnostic
+            )
             klass = DELAYED if action.startswith("delayed") else classify(status, diagnostic)
             failures.append(Failure(email, klass, status, diagnostic[:2000]))
     return failures
@@ -295,17 +416,30 @@ def _arf(message: Message) -> list[Failure] | None:
     feedback_type = str(fields.get("Feedback-Type", "abuse")).strip().lower()
     if feedback_type == "not-spam":
         return None
-    emails = [clean_address(str(v)) for name in ("Original-Rcpt-To", "Removal-Recipient")
-              for v in fields.get_all(name, [])]
+    emails = [
+        clean_address(str(v)) for name in ("Original-Rcpt-To", "Removal-Recipient") for v in fields.get_all(name, [])
+    ]
     if not any(emails):
-        emails = [clean_address(a) for h in _original_headers(message)
-                  for _, a in getaddresses([str(v) for v in h.get_all("To", [])])]
+        emails = [
+            clean_address(a)
+            for h in _original_headers(message)
+            for _, a in getaddresses([str(v) for v in h.get_all("To", [])])
+        ]
     detail = f"ARF {feedback_type} from {str(fields.get('Reported-Domain', '') or message.get('From', ''))}"
     return [Failure(e, COMPLAINT, "", " ".join(detail.split())[:2000]) for e in dict.fromkeys(emails) if e]
 
 
-AUTO_REPLY_SUBJECT = _any(r"out of (the )?office", r"automatic reply", r"auto.?reply", r"autoreply", r"vacation",
-                          r"abwesenheit", r"absence", r"away from", r"on leave")
+AUTO_REPLY_SUBJECT = _any(
+    r"out of (the )?office",
+    r"automatic reply",
+    r"auto.?reply",
+    r"autoreply",
+    r"vacation",
+    r"abwesenheit",
+    r"absence",
+    r"away from",
+    r"on leave",
+)
 DAEMON = _any(r"mailer-daemon", r"postmaster", r"mail delivery", r"mail administrator", r"mailadmin")
 
 
@@ -314,11 +448,18 @@ def _auto_reply(message: Message) -> bool:
     if DAEMON.search(str(message.get("From", ""))):
         return False
     auto = str(message.get("Auto-Submitted", "")).strip().lower()
-    return (auto.startswith("auto-replied") or bool(message.get("X-Autoreply") or message.get("X-Autorespond"))
-            or bool(AUTO_REPLY_SUBJECT.search(str(message.get("Subject", "")))))
+    return (
+        auto.startswith("auto-replied")
+        or bool(message.get("X-Autoreply") or message.get("X-Autorespond"))
+        or bool(AUTO_REPLY_SUBJECT.search(str(message.get("Subject", ""))))
+    )
 
 
-def _flufl(message: Message, text: str) -> list[Failure]:
+def _flufl(message: Message, text: str, raw: bytes) -> list[Failure]:
+    if len(raw) > FLUFL_BYTES:
+        # flufl's detectors scan every line with dozens of patterns: seconds on a large message. A
+        # bounce says what failed near the top; what follows is the returned original.
+        message = message_from_bytes(raw[:FLUFL_BYTES], policy=policy.compat32)
     if not any(a for _, a in getaddresses([str(message.get("From", ""))])):
         # flufl's Yale detector indexes the parsed From: and raises on an empty one, which stops
         # the detectors after it; we have read what we need from the original already.
@@ -334,18 +475,34 @@ def _flufl(message: Message, text: str) -> list[Failure]:
         if not email:
             continue
         words = " ".join(_around(text, email).split())
-        status = _status_in(words)
+        status = status_in(words)
         failures.append(Failure(email, klass or classify(status, words), status, words[:2000]))
     return failures
 
 
-BOUNCE_SUBJECT = _any(r"undeliver", r"returned mail", r"delivery (status )?(failure|notification|report|problem)",
-                      r"failure notice", r"delivery failed", r"could not be delivered", r"non.?deliver",
-                      r"delivery has failed", r"mail delivery", r"not delivered", r"returned to sender",
-                      r"delivery status", r"mail system error", r"rejected", r"failed delivery")
+BOUNCE_SUBJECT = _any(
+    r"undeliver",
+    r"returned mail",
+    r"delivery (status )?(failure|notification|report|problem)",
+    r"failure notice",
+    r"delivery failed",
+    r"could not be delivered",
+    r"non.?deliver",
+    r"delivery has failed",
+    r"mail delivery",
+    r"not delivered",
+    r"returned to sender",
+    r"delivery status",
+    r"mail system error",
+    r"rejected",
+    r"failed delivery",
+)
 # Where a plain-text bounce quotes the original; the server's words come before it.
-ORIGINAL_STARTS = re.compile(r"^\s*(-+ ?(original message|unsent message|this is a copy|below this line|"
-                             r"the header of the original)|received: |original message follows)", re.I | re.M)
+ORIGINAL_STARTS = re.compile(
+    r"^\s*(-+ ?(original message|unsent message|this is a copy|below this line|"
+    r"the header of the original)|received: |original message follows)",
+    re.I | re.M,
+)
 TEXT_ADDRESS = re.compile(r"<?([A-Za-z0-9._%+=-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+)>?")
 
 
@@ -354,19 +511,25 @@ def _plain_text(message: Message, text: str) -> list[Failure]:
     naming none, in the returned original's To:), with an error status or words near it."""
     if not (DAEMON.search(str(message.get("From", ""))) or BOUNCE_SUBJECT.search(str(message.get("Subject", "")))):
         return []
-    head = text[:match.start()] if (match := ORIGINAL_STARTS.search(text)) else text
-    own = {a.lower() for _, a in getaddresses([str(v) for n in ("From", "To", "Reply-To", "Sender")
-                                              for v in message.get_all(n, [])])}
+    head = text[: match.start()] if (match := ORIGINAL_STARTS.search(text)) else text
+    own = {
+        a.lower()
+        for _, a in getaddresses([str(v) for n in ("From", "To", "Reply-To", "Sender") for v in message.get_all(n, [])])
+    }
     candidates = [a.lower() for a in TEXT_ADDRESS.findall(head)]
-    candidates = [a for a in candidates if a not in own and not DAEMON.search(a.partition("@")[0])]
+    candidates = [a for a in dict.fromkeys(candidates) if a not in own and not DAEMON.search(a.partition("@")[0])]
+    candidates = candidates[:MAX_RECIPIENTS]
     if not candidates:
-        originals = [clean_address(a) for h in _original_headers(message)
-                     for _, a in getaddresses([str(v) for v in h.get_all("To", [])])]
+        originals = [
+            clean_address(a)
+            for h in _original_headers(message)
+            for _, a in getaddresses([str(v) for v in h.get_all("To", [])])
+        ]
         candidates = [a for a in originals if a][:1]
     failures = []
     for email in dict.fromkeys(clean_address(c) for c in candidates):
         words = " ".join(_around(head, email).split())
-        status = _status_in(words)
+        status = status_in(words)
         if email and (status or HARD_WORDS.search(words) or STRONG_POLICY.search(words)):
             failures.append(Failure(email, classify(status, words), status, words[:2000]))
     return failures[:1] if len(failures) > 1 and not _lists_addresses(head) else failures
@@ -381,18 +544,22 @@ def read(raw: bytes) -> Report:
     """What one inbound message reports; raises Refused for mail not worth parsing."""
     message = parse(raw)
     text = _text(message)
-    ids, to = _message_ids(message, text), _addressed_to(message)
+    context = {
+        "message_ids": _message_ids(message, text),
+        "addressed_to": _addressed_to(message),
+        "subject": str(message.get("Subject", "")),
+    }
     if (complaints := _arf(message)) is not None:
-        return Report("complaint", tuple(complaints), ids, to, "ARF feedback report")
+        return Report("complaint", tuple(complaints), note="ARF feedback report", **context)
     if failures := _dsn_failures(message):
-        return Report("bounce", tuple(_dedupe(failures)), ids, to, "DSN")
+        return Report("bounce", tuple(_dedupe(failures)), note="DSN", **context)
     if _auto_reply(message):
-        return Report("none", (), ids, to, "auto-reply")
-    if failures := _flufl(message, text):
-        return Report("bounce", tuple(_dedupe(failures)), ids, to, "flufl.bounce")
+        return Report("none", note="auto-reply", **context)
+    if failures := _flufl(message, text, raw):
+        return Report("bounce", tuple(_dedupe(failures)), note="flufl.bounce", **context)
     if failures := _plain_text(message, text):
-        return Report("bounce", tuple(failures), ids, to, "plain-text bounce")
-    return Report("none", (), ids, to, "not a bounce")
+        return Report("bounce", tuple(failures), note="plain-text bounce", **context)
+    return Report("none", note="not a bounce", **context)
 
 
 def _dedupe(failures: list[Failure]) -> list[Failure]:

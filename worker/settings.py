@@ -237,7 +237,7 @@ NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS = env_int("NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS
 # so a bounce names its delivery even when the server rewrites the recipient. Empty = From address, no VERP.
 NEWSDIGEST_BOUNCE_ADDRESS = os.environ.get("NEWSDIGEST_BOUNCE_ADDRESS", "")
 # Larger inbound mail is refused unread (real bounces are a few KB, a returned digest a few hundred).
-NEWSDIGEST_INBOUND_MAX_BYTES = env_int("NEWSDIGEST_INBOUND_MAX_BYTES", 5 * 1024 * 1024)
+NEWSDIGEST_INBOUND_MAX_BYTES = env_int("NEWSDIGEST_INBOUND_MAX_BYTES", 1024 * 1024)
 # A sending digest auto-pauses when, once this many of its messages went out, its hard+policy bounce
 # rate or its complaint rate passes the threshold (Gmail/Yahoo bulk-sender rules: complaints under
 # 0.3%; ESPs review senders above 5% bounces). 0 turns a threshold off.
@@ -275,7 +275,7 @@ ANYMAIL = {
 # --- Ingestion -------------------------------------------------------------
 NEWSDIGEST_NEAR_DUP_THRESHOLD = env_float("NEWSDIGEST_NEAR_DUP_THRESHOLD", 0.7)
 NEWSDIGEST_FETCH_TIMEOUT = env_float("NEWSDIGEST_FETCH_TIMEOUT", 15.0)
-NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 1024 * 1024)
 # Hosts/networks the SSRF guard lets through (tests name their local server here).
 NEWSDIGEST_FETCH_ALLOW = env_list("NEWSDIGEST_FETCH_ALLOW")
 # Longer cleaned texts are refused (an LLM summary of a book helps nobody).
