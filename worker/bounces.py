@@ -169,6 +169,15 @@ def digest_rates(digest_id: int) -> dict[str, float | int]:
     }
 
 
+def rates_line(digest_id: int) -> str:
+    """One line for the ops console."""
+    r = digest_rates(digest_id)
+    return (f"Of {r['sent']} messages sent: {r['hard_bounces']} hard bounces ({r['hard_bounce_rate']:.2%}), "
+            f"{r['policy_bounces']} policy bounces (hard+policy {r['bounce_rate']:.2%}, pause over "
+            f"{settings.NEWSDIGEST_PAUSE_BOUNCE_RATE:.2%}), {r['complaints']} complaints ({r['complaint_rate']:.2%}, "
+            f"pause over {settings.NEWSDIGEST_PAUSE_COMPLAINT_RATE:.2%}).")
+
+
 def check_rates(digest_id: int) -> str:
     """Pause a sending digest whose bounce or complaint rate passed its threshold; returns the reason
     ('' when it goes on). Rates count only once NEWSDIGEST_PAUSE_MIN_SENT messages went out."""
