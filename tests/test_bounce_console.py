@@ -34,7 +34,8 @@ def bounced():
     digest = support.approved_digest(2)
     Digest.objects.filter(pk=digest.pk).update(status=Digest.Status.SENT, send_started_at=timezone.now())
     rows = [Delivery.objects.create(digest=digest, subscriber=s, status=Delivery.Status.SENT,
-                                    message_id=deliver.message_id(digest, s)) for s in Subscriber.objects.order_by("pk")]
+                                    message_id=deliver.message_id(digest, s))
+            for s in Subscriber.objects.order_by("pk")]
     bounces.suppress(rows[0].subscriber.email, "hard_bounce", detail="550 5.1.1 <x>: user unknown", status="5.1.1",
                      delivery=rows[0])
     bounces.suppress(rows[1].subscriber.email, "policy", detail="554 5.7.1 blocked using zen.spamhaus.org",
