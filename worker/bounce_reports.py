@@ -95,7 +95,8 @@ POLICY_WORDS = _any(
     r"spam",
     r"unsolicited",
     r"bl[ao]ck ?list",
-    r"\blisted (at|on|in|by)\b",
+    r"blocked using",
+    r"\blisted (at|on|by)\b",
     r"\brbl\b",
     r"dnsbl",
     r"spamhaus",
@@ -142,6 +143,7 @@ POLICY_WORDS = _any(
     r"size limit|exceeds size",
 )
 HARD_WORDS = _any(
+    r"doesn'?t have an? [\w.-]+ account",
     r"user unknown",
     r"unknown user",
     r"user (not found|doesn't exist|does not exist|invalid)",
@@ -189,6 +191,7 @@ HARD_WORDS = _any(
 )
 # Words that name our sending as the problem whatever status code the server chose.
 STRONG_POLICY = _any(
+    r"sender (address )?(rejected|denied|blocked)",
     r"spam",
     r"unsolicited",
     r"bl[ao]ck ?list",
@@ -213,7 +216,7 @@ def classify(status: str, diagnostic: str) -> str:
     if (
         status.startswith("5.7")
         or STRONG_POLICY.search(text)
-        or (POLICY_WORDS.search(text) and not status.startswith(("5.1", "5.2.1")))
+        or (POLICY_WORDS.search(text) and not status.startswith(("5.1", "5.2.1", "5.4.1")))
     ):
         return POLICY
     if status.startswith("4"):
