@@ -113,7 +113,7 @@ def build_message(
         connection=connection,
     )
     if not test and (return_path := bounces.return_path(digest.pk, subscriber.pk)):
-        message.envelope_sender = return_path  # VERP: a bounce names this delivery (anymail reads it too)
+        message.return_path = return_path  # VERP envelope sender for SMTP; ESPs report bounces by webhook
     if subscriber.format == Subscriber.Format.HTML:
         message.attach_alternative(body.html, "text/html")
     return message
@@ -362,7 +362,7 @@ class Mailer:
     def _send_smtp(self, smtp: smtplib.SMTP, message: EmailMultiAlternatives) -> Outcome:
         """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery."""
         encoding = message.encoding or settings.DEFAULT_CHARSET
-        sender = _envelope_address(getattr(message, "envelope_sender", "") or message.from_email, encoding)
+        sender = _envelope_address(getattr(message, "return_path", "") or message.from_email, encoding)
         data = message.message().as_bytes(linesep="\r\n")
         phase = "envelope"
         try:
