@@ -197,8 +197,18 @@ def test_soft_bounces_older_than_the_window_do_not_count(digest, settings):
     row = sent(digest)
     bounces.handle_inbound(dsn(row.subscriber.email, "4.2.2", original_id=row.message_id))
     SuppressionEvent.objects.update(created_at=timezone.now() - timedelta(days=8))
-    Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.SENT)
-    bounces.handle_inbound(dsn(row.subscriber.email, "4.2.2", original_id=row.message_id))
+    second = Delivery.objects.create(digest=support.approved_digest(0), subscriber=row.subscriber,
+                                     status=Delivery.Status.SENT, message_id="<nd.second@x>")
+    bounces.handle_inbound(dsn(row.subscriber.email, "4.2.2", original_id=second.message_id))
+    assert status_of(row) == Subscriber.Status.ACTIVE
+
+
+@pytest.mark.django_db
+def test_one_message_failing_softly_twice_counts_once(digest, settings):
+    settings.NEWSDIGEST_SOFT_BOUNCE_LIMIT = 2
+    row = sent(digest)
+    for _ in range(2):
+        bounces.handle_inbound(dsn(row.subscriber.email, "4.2.2", original_id=row.message_id))
     assert status_of(row) == Subscriber.Status.ACTIVE
 
 

@@ -116,7 +116,10 @@ def suppress(email: str, kind: str, *, detail: str = "", message_id: str = "", s
         elif kind == Kind.SOFT_BOUNCE:
             people.update(soft_bounces=F("soft_bounces") + 1)
             since = timezone.now() - timedelta(days=settings.NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS)
-            recent = subscriber.suppression_events.filter(kind=Kind.SOFT_BOUNCE, created_at__gte=since).count()
+            window = subscriber.suppression_events.filter(kind=Kind.SOFT_BOUNCE, created_at__gte=since)
+            # One message failing softly twice (a retry, a second report) is one soft bounce.
+            recent = (window.exclude(delivery=None).values("delivery_id").distinct().count()
+                      + window.filter(delivery=None).count())
             if recent >= settings.NEWSDIGEST_SOFT_BOUNCE_LIMIT:
                 transition(people, from_status=reachable, to_status=Subscriber.Status.BOUNCED)
         elif kind == Kind.POLICY_BOUNCE:
