@@ -18,7 +18,8 @@ standard library parser recurses once per nesting level and takes seconds on a c
 
 import re
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
 
@@ -327,7 +328,10 @@ def _text(message: Message) -> str:
     """The human-readable part of a report (not the returned original), decoded, bounded."""
     parts, length = [], 0
     for part in _walk_outer(message):
-        if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html"):
+        # A multipart leaf is one whose boundary the parser never found: its body is still the text.
+        if part.get_content_maintype() == "multipart" or (
+            part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html")
+        ):
             payload = part.get_payload(decode=True) or b""
             charset = part.get_content_charset() or "utf-8"
             try:
@@ -499,6 +503,8 @@ BOUNCE_SUBJECT = _any(
     r"mail system error",
     r"rejected",
     r"failed delivery",
+    r"mail error",
+    r"メールエラー",
 )
 # Where a plain-text bounce quotes the original; the server's words come before it.
 ORIGINAL_STARTS = re.compile(
@@ -509,10 +515,17 @@ ORIGINAL_STARTS = re.compile(
 TEXT_ADDRESS = re.compile(r"<?([A-Za-z0-9._%+=-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+)>?")
 
 
+def _subject(message: Message) -> str:
+    try:
+        return str(make_header(decode_header(str(message.get("Subject", "")))))
+    except (ValueError, LookupError, UnicodeError):
+        return str(message.get("Subject", ""))
+
+
 def _plain_text(message: Message, text: str) -> list[Failure]:
     """What flufl does not know: a delivery daemon's mail naming a failed address in its text (or,
     naming none, in the returned original's To:), with an error status or words near it."""
-    if not (DAEMON.search(str(message.get("From", ""))) or BOUNCE_SUBJECT.search(str(message.get("Subject", "")))):
+    if not (DAEMON.search(str(message.get("From", ""))) or BOUNCE_SUBJECT.search(_subject(message))):
         return []
     head = text[: match.start()] if (match := ORIGINAL_STARTS.search(text)) else text
     own = {
@@ -523,12 +536,13 @@ def _plain_text(message: Message, text: str) -> list[Failure]:
     candidates = [a for a in dict.fromkeys(candidates) if a not in own and not DAEMON.search(a.partition("@")[0])]
     candidates = candidates[:MAX_RECIPIENTS]
     if not candidates:
-        originals = [
-            clean_address(a)
-            for h in _original_headers(message)
-            for _, a in getaddresses([str(v) for v in h.get_all("To", [])])
+        originals = _original_headers(message)
+        if match and not originals:  # the original quoted inline, after the marker line
+            originals = [message_from_string(text[match.end() :].partition("\n")[2].lstrip(), policy=policy.compat32)]
+        addresses = [
+            clean_address(a) for h in originals for _, a in getaddresses([str(v) for v in h.get_all("To", [])])
         ]
-        candidates = [a for a in originals if a][:1]
+        candidates = [a for a in addresses if a][:1]
     failures = []
     for email in dict.fromkeys(clean_address(c) for c in candidates):
         words = " ".join(_around(head, email).split())
