@@ -25,8 +25,15 @@ CLASSES = ("hard", "soft", "policy", "complaint")
 @dataclass(frozen=True)
 class Verdict:
     kind: str  # bounce, complaint, none
-    emails: frozenset[str]
-    klass: str  # the class of the labelled recipient's failure (or the first), "" for none
+    pairs: tuple[tuple[str, str], ...]  # (address, class) per failure, in report order
+
+    @property
+    def emails(self) -> frozenset[str]:
+        return frozenset(e for e, _ in self.pairs)
+
+    def klass(self, recipient: str = "") -> str:
+        """The class given to the labelled recipient, else to the first failure ('' for none)."""
+        return next((k for e, k in self.pairs if e == recipient), self.pairs[0][1] if self.pairs else "")
 
 
 @dataclass
@@ -67,7 +74,7 @@ def flufl_alone(raw: bytes) -> Verdict:
 
 
 def _verdict(kind: str, pairs: list[tuple[str, str]]) -> Verdict:
-    return Verdict(kind, frozenset(e for e, _ in pairs), pairs[0][1] if pairs else "")
+    return Verdict(kind, tuple(pairs))
 
 
 def score(reader: Callable[[bytes], Verdict]) -> Score:
@@ -82,17 +89,11 @@ def score(reader: Callable[[bytes], Verdict]) -> Score:
         result.add("recognised", verdict.kind != "none", file)
         if row["recipients"]:
             result.add("exact address", verdict.emails == set(row["recipients"]), file)
+        # A complaint whose report redacts the recipient is still a complaint.
+        klass = verdict.klass(row["recipients"][0] if row["recipients"] else "") or (
+            "complaint" if verdict.kind == "complaint" else "")
         if expected in CLASSES:
-            klass = verdict.klass
-            if row["recipients"] and verdict.kind == "bounce":
-                klass = next((k for e, k in _pairs(reader, raw) if e == row["recipients"][0]), klass)
             result.add("class", klass == expected, file)
         if expected in ("soft", "policy"):
-            result.add("soft/policy as hard", verdict.klass == "hard", file)
+            result.add("soft/policy as hard", klass == "hard", file)
     return result
-
-
-def _pairs(reader: Callable[[bytes], Verdict], raw: bytes) -> list[tuple[str, str]]:
-    if reader is ours:
-        return [(f.email, f.klass) for f in bounce_reports.read(raw).failures]
-    return []

@@ -2,6 +2,7 @@
 delivery's subscriber, each class as a deliverability engineer expects; ESP events; auto-pause."""
 
 import io
+import subprocess
 import sys
 from datetime import timedelta
 
@@ -329,6 +330,16 @@ def nested(depth: int) -> bytes:
 def test_deeply_nested_mime_is_refused_with_one_line_and_exit_0(monkeypatch):
     answer = run_inbound(nested(5000), monkeypatch)
     assert answer.startswith("ignored: MIME nested deeper") and "\n" not in answer
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_inbound_command_exits_0_on_deeply_nested_mime():
+    # Exit 1 would make Postfix bounce the bounce; the real command, as Postfix runs it.
+    result = subprocess.run([sys.executable, "-m", "worker", "inbound"], input=nested(5000),
+                            env=support.subprocess_env(), cwd=support.REPO, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().startswith("ignored: MIME nested deeper")
 
 
 @pytest.mark.django_db
