@@ -5,7 +5,8 @@
   wherever it sits, `report-type` may be missing, `Action:` may carry free text);
 - ARF complaints (RFC 5965 `message/feedback-report`);
 - everything else goes to flufl.bounce (Mailman's maintained detectors for Postfix, Exim, qmail,
-  Exchange, Yahoo, ... plain-text bounces), after auto-replies are set aside;
+  Exchange, Yahoo, ... plain-text bounces), after auto-replies are set aside, and what flufl does not
+  know to `_plain_text` (a delivery daemon's mail naming an address near an error status);
 and each failure is classified (`classify`) from its enhanced status code and the server's words
 together: hard (the address cannot receive mail), soft (try again: full, greylisted, rate limited,
 temporary), policy (the receiver refused *us*: spam, blocklist, DMARC/SPF/DKIM, reputation) or
@@ -204,6 +205,7 @@ STRONG_POLICY = _any(
     r"not authori[sz]ed to send",
     r"authentication (failed|required|check)",
 )
+BLOCKED = re.compile(r"\bblocked\b", re.IGNORECASE)
 HARD_CODES = ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1", "5.4.1", "5.4.4")
 
 
@@ -212,7 +214,8 @@ def classify(status: str, diagnostic: str) -> str:
     classifiers (Sisimai, bounce-handler) do: the words decide when they are clear, the code when not."""
     text = diagnostic
     if SOFT_FIRST.search(text):
-        return POLICY if POLICY_WORDS.search(text) and _policy_beats_soft(text) else SOFT
+        # "try again later" next to spam/blocklist/reputation words throttles *our* sending.
+        return POLICY if STRONG_POLICY.search(text) or BLOCKED.search(text) else SOFT
     code = status[:6].rstrip(".")
     if (
         status.startswith("5.7")
@@ -227,15 +230,6 @@ def classify(status: str, diagnostic: str) -> str:
     if POLICY_WORDS.search(text):
         return POLICY
     return SOFT
-
-
-def _policy_beats_soft(text: str) -> bool:
-    """'try again later' next to 'spam'/'blocked'/'reputation' is a throttle for *our* sending."""
-    return bool(
-        re.search(
-            r"spam|reputation|bl[ao]ck ?list|spamhaus|unsolicited|\bblocked\b|dmarc|\bspf\b|dkim", text, re.IGNORECASE
-        )
-    )
 
 
 # --- addresses ------------------------------------------------------------------------------------
