@@ -205,6 +205,20 @@ def test_soft_bounces_older_than_the_window_do_not_count(digest, settings):
 
 
 @pytest.mark.django_db
+def test_after_an_unsuppress_soft_bounces_count_afresh(digest, settings, django_user_model):
+    settings.NEWSDIGEST_SOFT_BOUNCE_LIMIT = 2
+    first, second, third = sent(digest), *(
+        Delivery.objects.create(digest=support.approved_digest(0), subscriber=Subscriber.objects.order_by("pk")[0],
+                                status=Delivery.Status.SENT, message_id=f"<nd.extra{i}@x>") for i in range(2))
+    for row in (first, second):
+        bounces.handle_inbound(dsn(row.subscriber.email, "4.2.2", original_id=row.message_id))
+    assert status_of(first) == Subscriber.Status.BOUNCED
+    bounces.unsuppress(first.subscriber.email, django_user_model.objects.create_user("ops"))
+    bounces.handle_inbound(dsn(third.subscriber.email, "4.2.2", original_id=third.message_id))
+    assert status_of(first) == Subscriber.Status.ACTIVE
+
+
+@pytest.mark.django_db
 def test_one_message_failing_softly_twice_counts_once(digest, settings):
     settings.NEWSDIGEST_SOFT_BOUNCE_LIMIT = 2
     row = sent(digest)

@@ -44,7 +44,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import audit, bounce_reports, subscribers
-from .models import Delivery, Digest, Subscriber, Subscription, SuppressionEvent, transition
+from .models import AuditEntry, Delivery, Digest, Subscriber, Subscription, SuppressionEvent, transition
 
 log = logging.getLogger("newsdigest.bounces")
 Kind = SuppressionEvent.Kind
@@ -116,6 +116,9 @@ def suppress(email: str, kind: str, *, detail: str = "", message_id: str = "", s
         elif kind == Kind.SOFT_BOUNCE:
             people.update(soft_bounces=F("soft_bounces") + 1)
             since = timezone.now() - timedelta(days=settings.NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS)
+            # An operator's un-suppress starts the count afresh.
+            if (cleared := _unsuppressed_at(subscriber)) is not None:
+                since = max(since, cleared)
             window = subscriber.suppression_events.filter(kind=Kind.SOFT_BOUNCE, created_at__gte=since)
             # One message failing softly twice (a retry, a second report) is one soft bounce.
             recent = (window.exclude(delivery=None).values("delivery_id").distinct().count()
@@ -135,6 +138,11 @@ def suppress(email: str, kind: str, *, detail: str = "", message_id: str = "", s
     if event.digest_id is not None and kind in (*BOUNCES, Kind.COMPLAINT):
         check_rates(event.digest_id)
     return event
+
+
+def _unsuppressed_at(subscriber: Subscriber):
+    return (AuditEntry.objects.filter(action="unsuppressed", detail__email=subscriber.email)
+            .order_by("-created_at").values_list("created_at", flat=True).first())
 
 
 def unsuppress(email: str, user: User | AnonymousUser | None) -> str:
