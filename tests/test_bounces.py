@@ -38,7 +38,7 @@ def dsn(recipients: list[str] | str, status: str, *, action: str = "failed", ori
     ).encode()
 
 
-def arf(recipient: str, original_id: str) -> bytes:
+def arf(recipient: str, original_id: str, return_path: str = "") -> bytes:
     return (
         "From: feedback@mailbox.example\r\nTo: abuse@news.example\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n"
         'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
@@ -46,7 +46,8 @@ def arf(recipient: str, original_id: str) -> bytes:
         "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
         f"Feedback-Type: abuse\r\nUser-Agent: Example-FBL/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: {recipient}\r\n\r\n"
         "--F\r\nContent-Type: message/rfc822\r\n\r\n"
-        f"From: brief@news.example\r\nTo: {recipient}\r\nMessage-ID: {original_id}\r\nSubject: Today's brief\r\n\r\n"
+        f"Return-Path: <{return_path}>\r\nFrom: brief@news.example\r\nTo: {recipient}\r\n"
+        f"Message-ID: {original_id}\r\nSubject: Today's brief\r\n\r\n"
         "Hello\r\n--F--\r\n"
     ).encode()
 
@@ -268,6 +269,15 @@ def test_an_arf_complaint_suppresses_and_counts_in_the_complaint_rate(digest):
     assert bounces.handle_inbound(arf(row.subscriber.email, row.message_id)).startswith("complaint")
     assert status_of(row) == Subscriber.Status.COMPLAINED
     assert bounces.digest_rates(digest.pk)["complaint_rate"] == 1.0
+
+
+@pytest.mark.django_db
+def test_a_redacted_complaint_is_matched_by_the_originals_return_path(digest):
+    row = sent(digest)
+    path = bounces.return_path(digest.pk, row.subscriber_id)
+    bounces.handle_inbound(arf("redacted@redacted.example", "<unknown@x>", return_path=path).replace(
+        b"Original-Rcpt-To: redacted@redacted.example\r\n", b""))
+    assert status_of(row) == Subscriber.Status.COMPLAINED
 
 
 # --- protecting the sender -----------------------------------------------------------------------

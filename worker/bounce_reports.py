@@ -54,7 +54,8 @@ class Failure:
 @dataclass(frozen=True)
 class Report:
     """kind: bounce, complaint or none; message_ids: the Message-IDs of the returned original;
-    addressed_to: where the report was sent (To/Delivered-To/X-Original-To: a VERP address)."""
+    addressed_to: where the report was sent (To/Delivered-To/X-Original-To) and the original's
+    Return-Path: candidates for our VERP address."""
 
     kind: str
     failures: tuple[Failure, ...] = ()
@@ -312,9 +313,12 @@ def _message_ids(message: Message, text: str) -> tuple[str, ...]:
 
 
 def _addressed_to(message: Message) -> tuple[str, ...]:
+    """Where the report was sent, and the Return-Path the returned original arrived with (complaint
+    loops keep it even when they redact the recipient): either may be our VERP address."""
     values = [
         str(v) for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To") for v in message.get_all(name, [])
     ]
+    values += [str(v) for h in _original_headers(message) for v in h.get_all("Return-Path", [])]
     return tuple(dict.fromkeys(a.lower() for _, a in getaddresses(values) if "@" in a))
 
 
