@@ -36,7 +36,7 @@ from django.db.models import Count, F, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from . import render, schedule
+from . import bounces, render, schedule
 from .dkim import SignedEmailMessage
 from .models import Delivery, Digest, Subscriber, Subscription, transition
 from .ratelimit import TokenBucket
@@ -112,6 +112,8 @@ def build_message(
         headers=headers,
         connection=connection,
     )
+    if not test and (return_path := bounces.return_path(digest.pk, subscriber.pk)):
+        message.return_path = return_path  # VERP envelope sender for SMTP; ESPs report bounces by webhook
     if subscriber.format == Subscriber.Format.HTML:
         message.attach_alternative(body.html, "text/html")
     return message
@@ -360,7 +362,7 @@ class Mailer:
     def _send_smtp(self, smtp: smtplib.SMTP, message: EmailMultiAlternatives) -> Outcome:
         """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery."""
         encoding = message.encoding or settings.DEFAULT_CHARSET
-        sender = _envelope_address(message.from_email, encoding)
+        sender = _envelope_address(getattr(message, "return_path", "") or message.from_email, encoding)
         data = message.message().as_bytes(linesep="\r\n")
         phase = "envelope"
         try:

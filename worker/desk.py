@@ -28,7 +28,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, deliver, llm, ops, schedule, summarize
+from . import audit, bounces, deliver, llm, ops, schedule, summarize
 from . import render as email_render
 from .models import ApiToken, Delivery, Digest, DigestItem, Newsletter, hash_token
 
@@ -303,7 +303,7 @@ def console_digest(request: HttpRequest, pk: int) -> HttpResponse:
     failures = (Delivery.objects.filter(digest=digest, status=Delivery.Status.FAILED)
                 .select_related("subscriber").order_by("pk"))
     return render(request, "pages/desk/console_digest.html", {
-        "digest": digest, "status": ops.status(pk), "failures": failures,
+        "digest": digest, "status": ops.status(pk), "failures": failures, "rates": bounces.rates_line(pk),
         "recipients": deliver.eligible_subscribers(digest).count(),
         "trail": [(e, audit.describe(e)) for e in audit.trail(pk)],
     })

@@ -18,7 +18,8 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .models import Article, Delivery, Digest, Subscriber, Summary
+from . import bounces
+from .models import Article, Delivery, Digest, Subscriber, Summary, SuppressionEvent
 from .redact import redact_text, redact_url
 
 PROBE_TIMEOUT = 2.0
@@ -143,11 +144,26 @@ def render_metrics() -> str:
                                      sent_at__gte=timezone.now() - timedelta(seconds=window)).count()
     out.metric("newsdigest_send_rate_per_second", "gauge", f"Messages sent per second over the last {window}s.",
                [({}, recent / window)])
+    _bounce_metrics(out)
     depth = queue_depth()
     if depth is not None:
         out.metric("newsdigest_queue_depth", "gauge", "Messages waiting in the Celery queue.",
                    [({"queue": settings.NEWSDIGEST_CELERY_QUEUE}, depth)])
     return out.text()
+
+
+def _bounce_metrics(out: Exposition) -> None:
+    """Bounce and complaint rates of the digests sent in the last week (the ones that can still pause)."""
+    out.metric("newsdigest_suppression_events", "counter", "Bounces, complaints and unsubscribes recorded, by kind.",
+               _by(SuppressionEvent.objects.all(), "kind", SuppressionEvent.Kind.values))
+    recent = Digest.objects.filter(send_started_at__gte=timezone.now() - timedelta(days=7)).order_by("pk")
+    rates = [(d, bounces.digest_rates(d)) for d in recent.values_list("pk", flat=True)]
+    for name, key, help_text in (
+            ("newsdigest_digest_hard_bounce_rate", "hard_bounce_rate", "Hard bounces per message sent, by digest."),
+            ("newsdigest_digest_bounce_rate", "bounce_rate", "Hard and policy bounces per message sent, by digest."),
+            ("newsdigest_digest_complaint_rate", "complaint_rate", "Complaints per message sent, by digest.")):
+        out.metric(name, "gauge", help_text + " Digests sent in the last 7 days.",
+                   [({"digest": str(pk)}, r[key]) for pk, r in rates])
 
 
 @require_GET

@@ -395,6 +395,9 @@ class SuppressionEvent(models.Model):
     class Kind(models.TextChoices):
         HARD_BOUNCE = "hard_bounce"
         SOFT_BOUNCE = "soft_bounce"
+        # The receiver refused the sender (spam block, blocklist, DMARC): never suppresses, counts
+        # towards the digest's auto-pause.
+        POLICY_BOUNCE = "policy"
         COMPLAINT = "complaint"
         UNSUBSCRIBE = "unsubscribe"
 
@@ -402,8 +405,15 @@ class SuppressionEvent(models.Model):
                                    related_name="suppression_events")
     email = models.EmailField()
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    # The server's words (or the ESP's), and the enhanced status code when there is one.
     detail = models.TextField(blank=True)
+    status = models.CharField(max_length=20, blank=True)
     message_id = models.CharField(max_length=300, blank=True)
+    # The message this event is about (bounces and complaints are only acted on when known).
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="suppression_events")
+    digest = models.ForeignKey(Digest, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="suppression_events")
     created_at = models.DateTimeField(default=now, db_index=True)
 
 

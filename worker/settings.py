@@ -299,6 +299,21 @@ NEWSDIGEST_TRUSTED_PROXY_COUNT = env_int("NEWSDIGEST_TRUSTED_PROXY_COUNT", 0)
 # Ops API tokens (`newsdigest ops token USER`) expire after this many days.
 NEWSDIGEST_OPS_TOKEN_DAYS = env_int("NEWSDIGEST_OPS_TOKEN_DAYS", 30)
 NEWSDIGEST_SOFT_BOUNCE_LIMIT = env_int("NEWSDIGEST_SOFT_BOUNCE_LIMIT", 3)
+# --- Bounces and complaints (worker/bounces.py, worker/bounce_reports.py) ----------------------------
+# Soft bounces (full mailbox, greylisting, ...) suppress only when NEWSDIGEST_SOFT_BOUNCE_LIMIT of them
+# fall within this many days; hard bounces and complaints suppress at once; policy bounces never do.
+NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS = env_int("NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS", 14)
+# VERP: digests go out with envelope sender <local>+<signed delivery token>@<domain> of this address,
+# so a bounce names its delivery even when the server rewrites the recipient. Empty = From address, no VERP.
+NEWSDIGEST_BOUNCE_ADDRESS = os.environ.get("NEWSDIGEST_BOUNCE_ADDRESS", "")
+# Larger inbound mail is refused unread (real bounces are a few KB, a returned digest a few hundred).
+NEWSDIGEST_INBOUND_MAX_BYTES = env_int("NEWSDIGEST_INBOUND_MAX_BYTES", 1024 * 1024)
+# A sending digest auto-pauses when, once this many of its messages went out, its hard+policy bounce
+# rate or its complaint rate passes the threshold (Gmail/Yahoo bulk-sender rules: complaints under
+# 0.3%; ESPs review senders above 5% bounces). 0 turns a threshold off.
+NEWSDIGEST_PAUSE_MIN_SENT = env_int("NEWSDIGEST_PAUSE_MIN_SENT", 100)
+NEWSDIGEST_PAUSE_BOUNCE_RATE = env_float("NEWSDIGEST_PAUSE_BOUNCE_RATE", 0.05)
+NEWSDIGEST_PAUSE_COMPLAINT_RATE = env_float("NEWSDIGEST_PAUSE_COMPLAINT_RATE", 0.003)
 CELERY_BEAT_SCHEDULE = {
     "newsdigest-sweep-deliveries": {
         "task": "worker.tasks.sweep_deliveries",
@@ -336,7 +351,7 @@ NEWSDIGEST_TRACKING_ESP = os.environ.get(
 # --- Ingestion -------------------------------------------------------------
 NEWSDIGEST_NEAR_DUP_THRESHOLD = env_float("NEWSDIGEST_NEAR_DUP_THRESHOLD", 0.7)
 NEWSDIGEST_FETCH_TIMEOUT = env_float("NEWSDIGEST_FETCH_TIMEOUT", 15.0)
-NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 1024 * 1024)
 # Hosts/networks the SSRF guard lets through (tests name their local server here).
 NEWSDIGEST_FETCH_ALLOW = env_list("NEWSDIGEST_FETCH_ALLOW")
 # Longer cleaned texts are refused (an LLM summary of a book helps nobody).

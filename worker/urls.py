@@ -17,5 +17,6 @@ urlpatterns = [
     path("anymail/<slug:esp>/tracking/", webhooks.tracking, name="anymail-tracking"),
     path("digests/<int:pk>/", views.digest_view, name="digest-view"),
     path("", include("worker.desk")),
+    path("", include("worker.bounce_views")),
     path("", include("worker.health")),
 ]
