@@ -99,9 +99,10 @@ def test_a_utf16_file_with_bom_is_read(tmp_path):
 
 
 @pytest.mark.django_db
-def test_missing_title_falls_back_to_the_first_line_of_text():
+def test_missing_title_comes_from_the_first_sentence():
     result = ingest.ingest_record({"title": "", "text": TEXT})
-    assert result.article.title == TEXT.split("\n")[0][:120]
+    assert result.article.title == ("Officials in the northern province said on Monday that the new dam would be "
+                                    "finished by next spring")
 
 
 @pytest.mark.django_db

@@ -18,6 +18,7 @@ import glob
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from lxml import etree
 from . import dedup, fetch
 from .cleaning import clean_text, decode_bytes, html_to_text, normalise_text
 from .models import Article, IngestRejection, Source, transition
+from .offline import split_sentences
 
 log = logging.getLogger("newsdigest.ingest")
 
@@ -166,7 +168,7 @@ def ingest_article(
     if len(text) > limit:
         raise IngestError(f"article text is {len(text)} characters, over the limit of {limit}")
     if not title:
-        title = text.split("\n", 1)[0][:120]
+        title = headline(text)
     canonical = dedup.canonical_url(canonical_url or url)[:2000]
     digest = content_hash(text)
     fields = {
@@ -283,13 +285,87 @@ def ingest_file(path: Path, source: Source | None = None) -> list[IngestResult]:
     if suffix in {".html", ".htm"}:
         extracted = extract_html(text)
         return [ingest_article(source=source, canonical_url=extracted.pop("url"), **extracted)]
-    # Plain text / markdown: the first non-empty line is the title.
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        raise IngestError(f"{path.name}: file is empty")
-    title = lines[first].strip().lstrip("#").strip()
-    return [ingest_article(title=title, text="\n".join(lines[first + 1:]), source=source)]
+    try:
+        document = parse_text_document(text, markdown=suffix == ".md")
+    except IngestError as exc:
+        raise IngestError(f"{path.name}: {exc}") from exc
+    return [ingest_article(source=source, **document)]
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+# "WASHINGTON (Reuters) - ", "KABUL, Sept 6 (AP) — ": where the story was filed, not what it says.
+_DATELINE = re.compile(r"^[A-Z][A-Z .'/-]{1,40}(?:,[^()\n]{1,40})?\s*(?:\([^)\n]{1,30}\))?\s*[-–—]+\s+(?=\S)")
+_TITLE_MAX_CHARS = 150
+# A first sentence longer than this becomes a headline by cutting it at its first clause boundary
+# between _CLAUSE_MIN and _CLAUSE_MAX characters, else at a word.
+_HEADLINE_CHARS = 100
+_CLAUSE_MIN, _CLAUSE_MAX = 30, 120
+_CLAUSE_BREAK = re.compile(r"[,;:](?=\s)|\s[-–—]\s")
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], str]:
+    """`key: value` lines between `---` lines at the very top of a Markdown file (Jekyll/Hugo style),
+    and the rest. Read as flat lines, not YAML: only title, date, url and author are used, unquoted
+    colons in titles are common, and a YAML loader would expand alias bombs."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    meta = {}
+    for line in match.group(1).splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() and not line[:1].isspace():
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            meta[key.strip().lower()] = value
+    return meta, text[match.end():]
+
+
+def _looks_like_title(paragraph: str) -> bool:
+    """One short line without a final full stop: a headline or a label, not a sentence of prose."""
+    line = paragraph.strip()
+    return (bool(line) and "\n" not in line and len(line) <= _TITLE_MAX_CHARS
+            and not line.rstrip("\"'”’)").endswith((".", ":", ";", ",")))
+
+
+def headline(text: str) -> str:
+    """A title for text that has none: its first sentence, without dateline, cut at a clause boundary
+    when long (then at a word, marked with an ellipsis)."""
+    first = next(iter(split_sentences(text.split("\n\n", 1)[0])), "").strip()
+    first = _DATELINE.sub("", first).rstrip(" .")
+    if len(first) <= _HEADLINE_CHARS:
+        return first
+    if clause := _CLAUSE_BREAK.search(first, _CLAUSE_MIN, _CLAUSE_MAX):
+        return first[:clause.start()].rstrip()
+    return first[:_HEADLINE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def parse_text_document(text: str, *, markdown: bool = False) -> dict:
+    """Title, body and metadata of a plain-text or Markdown article, as ingest_article takes them.
+
+    The first line is the title only when it looks like one (a Markdown `#` heading, or a short line
+    without a final full stop standing alone before a blank line); a section label standing before
+    such a headline ("World News") is dropped. Otherwise every paragraph is body and the title is
+    made from the first sentence: most wire copy saved as text has no headline line at all."""
+    meta, text = _front_matter(text) if markdown else ({}, text)
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").strip()) if p.strip()]
+    if not paragraphs:
+        raise IngestError("file is empty")
+    title = ""
+    first_line, _, rest_of_first = paragraphs[0].strip().partition("\n")
+    if markdown and re.match(r"#{1,6}\s", first_line):
+        title = first_line.lstrip("#").strip()
+        paragraphs[0] = rest_of_first
+    elif len(paragraphs) > 1 and _looks_like_title(paragraphs[0]):
+        if len(paragraphs) > 2 and len(paragraphs[0].split()) <= 3 and _looks_like_title(paragraphs[1]):
+            paragraphs.pop(0)
+        title = paragraphs.pop(0).strip()
+    body = "\n\n".join(p for p in paragraphs if p.strip())
+    url = meta.get("url") or meta.get("link") or ""
+    return {"title": meta.get("title") or title, "text": body,
+            "url": url if url.lower().startswith(("http://", "https://")) else "",
+            "published_at": meta.get("date") or meta.get("published_at"),
+            "author": meta.get("author") or ""}
 
 
 def fetch_page(url: str) -> dict:
