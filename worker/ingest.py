@@ -63,10 +63,21 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 
 
+# C0 controls but tab and newline, and DEL: never part of a URL, GUID, title or name, and NUL is refused
+# by PostgreSQL in any text column.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _visible(value: str) -> str:
+    """Control characters written out (\\x00), so a refusal that quotes hostile input can be stored."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
+
+
 def record_rejection(source: Source | None, target: str, reason: str) -> IngestRejection:
     """Log and keep one refusal; admins see it under Ingest rejections."""
+    target, reason = _visible(target)[:2000], _visible(reason)
     log.warning("refused %s from %s: %s", target, source or "no source", reason)
-    return IngestRejection.objects.create(source=source, target=str(target)[:2000], reason=reason)
+    return IngestRejection.objects.create(source=source, target=target, reason=reason)
 
 
 def queue_summary(result: IngestResult) -> None:
@@ -156,8 +167,15 @@ def ingest_article(
     *, title: str, text: str, url: str = "", author: str = "", published_at=None,
     language: str = "", source: Source | None = None, guid: str = "", canonical_url: str = "",
 ) -> IngestResult:
-    """Store one article; the same input again is a no-op, the same URL/GUID with new text an update."""
-    author = " ".join(str(author or "").split())[:300]
+    """Store one article; the same input again is a no-op, the same URL/GUID with new text an update.
+
+    Control characters are dropped from identifiers and labels (a stray NUL in a GUID must not lose the
+    article); a URL holding one is refused, since no real URL does and its stripped form may be another page."""
+    for name, value in (("url", url), ("canonical URL", canonical_url)):
+        if _CONTROL.search(value or ""):
+            raise IngestError(f"{name} contains control characters: {_visible(value)[:200]}")
+    author = " ".join(_CONTROL.sub("", str(author or "")).split())[:300]
+    guid = _CONTROL.sub("", guid or "")
     title = " ".join(normalise_text(title or "").split())
     text = clean_text(text or "", author)
     if title:
