@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import lxml.html
+import readability
 import trafilatura
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -88,15 +89,49 @@ def queue_summary(result: IngestResult) -> None:
         tasks.enqueue_after_commit(tasks.summarize_article, result.article.pk)
 
 
+# trafilatura sometimes keeps only part of an article (it stops at an embedded widget) or only a notice
+# standing before it. readability-lxml then gets a second opinion: its text wins when trafilatura's is
+# under _SHORTFALL of it and mostly contained in it (_COVERAGE of trafilatura's 4-word shingles), or
+# when trafilatura's is a short notice. Measured in bench/bench_extract.py.
+_SHORTFALL, _COVERAGE, _NOTICE_MAX_CHARS = 0.5, 0.8, 1500
+_NOTICE = re.compile(
+    r"personal,? non-commercial use|\breprints?\b|order presentation-ready|subscribe (now )?to (continue|read)"
+    r"|subscribers only|(sign|log) in to (continue|read)|enable javascript|accept (all )?cookies", re.IGNORECASE)
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
+
+
+def _second_opinion(html: str, text: str) -> str:
+    """trafilatura's text, or readability's where trafilatura visibly lost the article."""
+    try:
+        readable = html_to_text(readability.Document(html).summary(html_partial=True))
+    except (readability.readability.Unparseable, etree.ParserError, ValueError):
+        return text
+    if len(readable) <= len(text):
+        return text
+    if len(text) < _NOTICE_MAX_CHARS and _NOTICE.search(text):
+        return readable
+    ours = _shingles(text)
+    if len(text) < _SHORTFALL * len(readable) and len(ours & _shingles(readable)) >= _COVERAGE * len(ours):
+        return readable
+    return text
+
+
 def extract_html(html: str, url: str = "") -> dict:
     """Main text and metadata of an article page, without navigation and footer cruft.
 
-    trafilatura first; pages it finds no article in (short newsletters, bare fragments) fall
-    back to the whole visible text."""
+    trafilatura first, with readability-lxml as a second opinion when trafilatura's text is short
+    or a notice; pages neither finds an article in (short newsletters, bare fragments) fall back to
+    the whole visible text."""
     doc = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, favor_precision=True)
     meta = (doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)) if doc is not None else {}
     # trafilatura separates paragraphs with single newlines; ours are blank lines.
     text = (meta.get("text") or "").replace("\n", "\n\n")
+    if text.strip():
+        text = _second_opinion(html, text)
     title = meta.get("title") or ""
     page_title, page_language = _html_title_and_language(html)
     if not text.strip():
