@@ -20,6 +20,7 @@ REFUSED_FILES = [
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary file, not text"),
     ("report.pdf", b"%PDF-1.7 ...", "unsupported file type .pdf"),
     ("broken.json", b'{"title": "x", "text": ', "invalid JSON"),
+    ("nested.json", b"[" * 200_000 + b"]" * 200_000, "JSON is nested too deeply to be articles"),
     ("scalar.json", b'"just a string"', "each JSON article must be an object"),
     ("bad-date.json", json.dumps({"title": "T", "text": TEXT, "published_at": "yesterday-ish"}).encode(),
      "published_at is not a date"),

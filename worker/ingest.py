@@ -325,6 +325,8 @@ def ingest_file(path: Path, source: Source | None = None) -> list[IngestResult]:
             payload = json.loads(decode_bytes(data))
         except json.JSONDecodeError as exc:
             raise IngestError(f"{path.name}: invalid JSON ({exc})") from exc
+        except RecursionError as exc:
+            raise IngestError(f"{path.name}: JSON is nested too deeply to be articles") from exc
         if not isinstance(payload, list):
             return [ingest_record(payload, source)]
         results = []
