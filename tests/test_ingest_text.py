@@ -1,12 +1,14 @@
 """Plain-text and Markdown articles as editors save them: wire copy without a headline line, headline
 plus kicker, Markdown with front matter. The title is taken only where there is one; no paragraph is lost."""
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.support import SHARED_SAMPLES
-from worker import ingest
+from worker import cleaning, ingest
 
 # Wire copy as agencies file it: dateline, one long lead sentence, no headline line.
 WIRE_LEAD = ("KABUL, Sept 6 (Reuters) - Taliban forces said on Monday they had taken control of the Panjshir "
@@ -101,3 +103,33 @@ def test_the_panjshir_sample_keeps_its_headline_and_first_paragraph():
     (result,) = ingest.ingest_file(sample)
     assert result.article.title == "The World's Alliance against Taliban"
     assert result.article.text.startswith("After the Taliban's lightning offensive and the fall of the Afghan")
+
+
+# Real article bodies as plain text: the ground truth of the ScrapingHub extraction benchmark sample
+# (MIT, bench/data/extraction/ATTRIBUTION.md), wire copy among them.
+REAL = json.loads((Path(__file__).resolve().parents[1] / "bench" / "data" / "extraction" / "ground-truth.json")
+                  .read_text())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", sorted(REAL), ids=[k[:8] for k in sorted(REAL)])
+def test_a_real_article_saved_as_text_keeps_every_paragraph(tmp_path, key):
+    body = REAL[key]["articleBody"]
+    article = ingest_text(tmp_path, body)
+    kept = article.text if article.text == cleaning.clean_text(body) else f"{article.title}\n\n{article.text}"
+    assert kept == cleaning.clean_text(body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("prefix", "title"), [
+    ("e7994d55", "Britain's Conservative Party was accused Wednesday of trying to deceive voters by changing "
+                 "the name…"),
+    ("374ac9a5", "Dubai's flagship carrier Emirates Airline finalized a deal to purchase 30 of Boeing 's 787-9 "
+                 "Dreamliner jets"),
+    ("d605bdef", "A muddled view of US-China trade talks once again seems to be weighing on investors"),
+    ("ecb46e3e", "Brock Nelson's second goal of the game 2:55 into overtime capped a frantic comeback to lift "
+                 "the New…"),
+], ids=["ap-london", "dubai-dash", "cnn-hong-kong", "lone-dateline-line"])
+def test_a_real_wire_story_is_titled_by_its_first_sentence_without_dateline(tmp_path, prefix, title):
+    (key,) = [k for k in REAL if k.startswith(prefix)]
+    assert ingest_text(tmp_path, REAL[key]["articleBody"]).title == title

@@ -348,13 +348,17 @@ def ingest_file(path: Path, source: Source | None = None) -> list[IngestResult]:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-# "WASHINGTON (Reuters) - ", "KABUL, Sept 6 (AP) — ": where the story was filed, not what it says.
-_DATELINE = re.compile(r"^[A-Z][A-Z .'/-]{1,40}(?:,[^()\n]{1,40})?\s*(?:\([^)\n]{1,30}\))?\s*[-–—]+\s+(?=\S)")
-_TITLE_MAX_CHARS = 150
+# Where the story was filed, not what it says: "WASHINGTON (Reuters) - ", "KABUL, Sept 6 (AP) — ",
+# "DUBAI, United Arab Emirates — " (capitalised place and a dash), "Hong Kong (CNN Business) " (an agency).
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Z .'/-]{1,40}(?:,[^()\n]{1,40})?\s*(?:\([^)\n]{1,30}\))?\s*[-–—]+\s+"
+    r"|[A-Z][\w .,'/-]{1,40}\((?:AP|Reuters|AFP|UPI|dpa|Xinhua|Bloomberg|CNN[\w ]*|[\w ]*News[\w ]*)\)\s*[-–—]*\s*)"
+    r"(?=\S)")
+_TITLE_MAX_CHARS = 120
 # A first sentence longer than this becomes a headline by cutting it at its first clause boundary
 # between _CLAUSE_MIN and _CLAUSE_MAX characters, else at a word.
 _HEADLINE_CHARS = 100
-_CLAUSE_MIN, _CLAUSE_MAX = 30, 120
+_CLAUSE_MIN, _CLAUSE_MAX = 45, 120
 _CLAUSE_BREAK = re.compile(r"[,;:](?=\s)|\s[-–—]\s")
 
 
@@ -377,16 +381,19 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
 
 
 def _looks_like_title(paragraph: str) -> bool:
-    """One short line without a final full stop: a headline or a label, not a sentence of prose."""
+    """One short line of two words or more without a final full stop: a headline or a label, not a
+    sentence of prose (nor a one-word dateline such as "Pittsburgh")."""
     line = paragraph.strip()
-    return (bool(line) and "\n" not in line and len(line) <= _TITLE_MAX_CHARS
-            and not line.rstrip("\"'”’)").endswith((".", ":", ";", ",")))
+    return (len(line.split()) >= 2 and "\n" not in line and len(line) <= _TITLE_MAX_CHARS
+            and not line.rstrip("\"'”’)").endswith((".", "!", ":", ";", ",")))
 
 
 def headline(text: str) -> str:
     """A title for text that has none: its first sentence, without dateline, cut at a clause boundary
     when long (then at a word, marked with an ellipsis)."""
-    first = next(iter(split_sentences(text.split("\n\n", 1)[0])), "").strip()
+    # The first paragraph of prose: a lone word before it ("Pittsburgh") is a dateline or a label.
+    lead = next((p for p in text.split("\n\n") if len(p.split()) > 3), text)
+    first = next(iter(split_sentences(lead)), "").strip()
     first = _DATELINE.sub("", first).rstrip(" .")
     if len(first) <= _HEADLINE_CHARS:
         return first
