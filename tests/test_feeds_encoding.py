@@ -102,6 +102,15 @@ def test_an_unchanged_malformed_feed_is_reported_once_not_on_every_poll(allow_lo
 
 
 @pytest.mark.django_db
+def test_a_malformed_oversized_feed_is_reported_once_for_each_problem(allow_local, settings):
+    settings.NEWSDIGEST_FEED_MAX_ENTRIES = 1
+    _, source = poll(MALFORMED, "application/rss+xml", times=3)
+    reasons = list(IngestRejection.objects.filter(source=source).values_list("reason", flat=True))
+    assert len(reasons) == 2
+    assert reasons[1] == "feed has 2 entries; read the first 1 and refused the other 1"
+
+
+@pytest.mark.django_db
 def test_a_malformed_feed_that_changes_is_reported_again(allow_local):
     worse = MALFORMED.replace(b"<item><title>One", b"<item><<title>One")
     with support.http_server({"/a": (200, {}, MALFORMED), "/b": (200, {}, worse)}) as (base, _):

@@ -32,7 +32,8 @@ REFUSED_FILES = [
      b"<iframe src='https://evil.example'></iframe><style>p{}</style></body></html>",
      "no article text found in the HTML"),
     ("picture.eml", EML_NO_TEXT, "email has no text or HTML part"),
-    ("only-cruft.txt", b"Budget vote\n\nShare this article\n\nBack to top\n\nContent Protection by", "article has no text"),
+    ("only-cruft.txt", b"Budget vote\n\nShare this article\n\nBack to top\n\nContent Protection by",
+     "article has no text"),
 ]
 
 

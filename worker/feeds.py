@@ -261,11 +261,12 @@ def _claim(source: Source, now: datetime) -> bool:
     return bool(Source.objects.filter(due, pk=source.pk).update(next_poll_at=lease))
 
 
-def _reported_last(source: Source, reason: str) -> bool:
-    """Whether the feed's latest refusal already says this: an unchanged malformed feed is reported
-    once, not on every poll."""
-    latest = IngestRejection.objects.filter(source=source, target=source.url[:2000]).order_by("-pk").first()
-    return latest is not None and latest.reason == reason
+def _report_once(source: Source, reason: str) -> None:
+    """Record a feed-level warning unless the feed's latest warnings already say it: an unchanged
+    malformed or oversized feed is reported once, not on every poll (a feed can carry both warnings)."""
+    latest = IngestRejection.objects.filter(source=source, target=source.url[:2000]).order_by("-pk")
+    if reason not in latest.values_list("reason", flat=True)[:2]:
+        ingest.record_rejection(source, source.url, reason)
 
 
 def poll_source(source: Source, *, force: bool = False) -> PollReport:
@@ -295,12 +296,12 @@ def _poll(source: Source, report: PollReport) -> PollReport:
         entries, warning = parse_feed(response.body, response.headers)
     except FeedError as exc:
         return _failed(report, f"{source.url}: {exc}")
-    if warning and not _reported_last(source, warning):
-        ingest.record_rejection(source, source.url, warning)
+    if warning:
+        _report_once(source, warning)
     limit = settings.NEWSDIGEST_FEED_MAX_ENTRIES
     if len(entries) > limit:
-        ingest.record_rejection(source, source.url, f"feed has {len(entries)} entries; read the first {limit} "
-                                                    f"and refused the other {len(entries) - limit}")
+        _report_once(source, f"feed has {len(entries)} entries; read the first {limit} and refused the other "
+                             f"{len(entries) - limit}")
     for index, entry in enumerate(entries[:limit]):
         _ingest_one(report, entry, index)
     _succeeded(source, response.headers.get("etag", ""), response.headers.get("last-modified", ""))
