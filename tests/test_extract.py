@@ -4,7 +4,6 @@ text is kept; where trafilatura is right, its text stays."""
 
 import gzip
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,8 @@ def page(prefix: str) -> tuple[str, str]:
 
 def recall(truth: str, text: str) -> float:
     """Share of the true body's 4-word shingles found in `text`."""
-    def shingles(value: str) -> set:
-        words = re.findall(r"\w+", value.lower())
-        return {tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
-
-    wanted = shingles(truth)
-    return len(wanted & shingles(text)) / len(wanted)
+    wanted = ingest._shingles(truth)
+    return len(wanted & ingest._shingles(text)) / len(wanted)
 
 
 @pytest.mark.parametrize("prefix", ["f8ff621a", "d48aeb9c", "2f42ef1d"],
