@@ -20,6 +20,7 @@ REFUSED_FILES = [
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary file, not text"),
     ("report.pdf", b"%PDF-1.7 ...", "unsupported file type .pdf"),
     ("broken.json", b'{"title": "x", "text": ', "invalid JSON"),
+    ("nested.json", b"[" * 200_000 + b"]" * 200_000, "JSON is nested too deeply to be articles"),
     ("scalar.json", b'"just a string"', "each JSON article must be an object"),
     ("bad-date.json", json.dumps({"title": "T", "text": TEXT, "published_at": "yesterday-ish"}).encode(),
      "published_at is not a date"),
@@ -31,7 +32,8 @@ REFUSED_FILES = [
      b"<iframe src='https://evil.example'></iframe><style>p{}</style></body></html>",
      "no article text found in the HTML"),
     ("picture.eml", EML_NO_TEXT, "email has no text or HTML part"),
-    ("only-cruft.txt", b"Title\n\nShare this article\n\nBack to top\n\nContent Protection by", "article has no text"),
+    ("only-cruft.txt", b"Budget vote\n\nShare this article\n\nBack to top\n\nContent Protection by",
+     "article has no text"),
 ]
 
 
@@ -99,9 +101,10 @@ def test_a_utf16_file_with_bom_is_read(tmp_path):
 
 
 @pytest.mark.django_db
-def test_missing_title_falls_back_to_the_first_line_of_text():
+def test_missing_title_comes_from_the_first_sentence():
     result = ingest.ingest_record({"title": "", "text": TEXT})
-    assert result.article.title == TEXT.split("\n")[0][:120]
+    assert result.article.title == ("Officials in the northern province said on Monday that the new dam would be "
+                                    "finished by next spring")
 
 
 @pytest.mark.django_db

@@ -16,6 +16,9 @@ _XML_ENCODING = re.compile(rb"""^<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+
 # almost always is (it is also what browsers read "latin-1" as).
 _WESTERN = re.compile(r"^(cp125[02478]|iso8859-(1|2|3|4|9|10|13|14|15|16)|mac-(roman|latin2|iceland|turkish)"
                       r"|cp(437|775|850|852|858))$")
+# Multi-byte CJK encodings: charset-normalizer scores their coherence near 0 (its language model is
+# for alphabets), but their byte structure is strict enough that a clean decode is itself the evidence.
+_MULTIBYTE = re.compile(r"^(euc[_-]|shift[_-]jis|cp9(32|36|49|50)|gb(2312|k|18030)|big5|iso2022|johab|hz)")
 
 
 def _codec(name: str | None) -> str | None:
@@ -25,6 +28,23 @@ def _codec(name: str | None) -> str | None:
         return codecs.lookup(name.strip()).name
     except LookupError:
         return None
+
+
+# Single-byte code pages of one script. charset-normalizer stops at the first sibling that decodes
+# plausibly (windows-1251 Russian comes out as KOI8-R mojibake), so siblings are compared head to head.
+_SIBLINGS = [
+    ["cp1251", "koi8_r", "koi8_u", "iso8859_5", "cp866", "mac_cyrillic"],
+    ["cp1255", "iso8859_8", "cp862"],
+    ["cp1256", "iso8859_6", "cp864"],
+    ["cp1253", "iso8859_7"],
+    ["tis_620", "cp874", "iso8859_11"],
+]
+
+
+def _sniff(data: bytes) -> "charset_normalizer.CharsetMatch | None":
+    best = charset_normalizer.from_bytes(data).best()
+    family = next((f for f in _SIBLINGS if best is not None and best.encoding in f), None)
+    return charset_normalizer.from_bytes(data, cp_isolation=family).best() if family else best
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
@@ -48,9 +68,11 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
                 return data.decode(candidate)
             except UnicodeDecodeError:
                 continue
-    best = charset_normalizer.from_bytes(data[:200_000]).best()
+    best = _sniff(data[:200_000])
     # Trust the sniffer only when it recognised a language; on short snippets it guesses at random.
-    guess = _codec(best.encoding) if best is not None and best.coherence >= 0.2 else None
+    guess = _codec(best.encoding) if best is not None else None
+    if guess and best.coherence < 0.2 and not _MULTIBYTE.match(guess):
+        guess = None
     if guess and not _WESTERN.match(guess):
         return data.decode(guess, errors="replace")
     try:

@@ -3,10 +3,14 @@ GET, backing off exponentially while a feed fails. A bad entry is refused on its
 blocks its siblings."""
 
 import calendar
+import html.entities
+import io
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from xml.sax import SAXParseException
 
 import feedparser
 from django.conf import settings
@@ -16,7 +20,7 @@ from django.utils import timezone
 
 from . import fetch, ingest
 from .cleaning import decode_bytes, html_to_text
-from .models import Article, Source
+from .models import Article, IngestRejection, Source
 
 log = logging.getLogger("newsdigest.ingest")
 
@@ -25,6 +29,11 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
 POLL_TASK_NAME = "newsdigest: poll feeds"
 # Encoding mismatches feedparser recovers from by itself; they lose nothing.
 _HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+_XML_DECLARATION_ENCODING = re.compile(r"""\A(<\?xml[^>]*?)\s+encoding\s*=\s*["'][^"']*["']""")
+_NAMED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
+_ROOT_ELEMENT = re.compile(r"<[A-Za-z]")
+_ENTRY_TAG = re.compile(r"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
 
 
 class FeedError(Exception):
@@ -77,6 +86,8 @@ def _json_feed(body: bytes) -> list[Entry]:
         doc = json.loads(decode_bytes(body))
     except json.JSONDecodeError as exc:
         raise FeedError(f"invalid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise FeedError("JSON is nested too deeply to be a feed") from exc
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
         raise FeedError("JSON document is not a JSON Feed (no https://jsonfeed.org/version/ version)")
     items = doc.get("items")
@@ -109,14 +120,50 @@ def _http_url(link: str) -> str:
     return link.strip() if link.strip().lower().startswith(("http://", "https://")) else ""
 
 
-def parse_feed(body: bytes, content_type: str = "") -> tuple[list[Entry], str]:
-    """Entries of a feed document, plus a warning when it was malformed but partly readable."""
+def _html_entity_references(text: str) -> str:
+    """HTML named entities (&nbsp;, &eacute;) as numeric references: XML defines only five, and a feed
+    written with HTML's would otherwise fail the strict parser and be reported malformed on every poll,
+    although nothing in it is lost."""
+    def reference(match: re.Match) -> str:
+        value = html.entities.html5.get(match.group(1) + ";")
+        if match.group(1) in _XML_ENTITIES or value is None:
+            return match.group(0)
+        return "".join(f"&#{ord(char)};" for char in value)
+
+    return _NAMED_ENTITY.sub(reference, text)
+
+
+def _as_utf8(body: bytes, charset: str | None) -> str:
+    """The document as text: the HTTP charset when it decodes, else BOM, XML declaration, UTF-8 or a
+    detected charset (cleaning.decode_bytes); the XML declaration's own encoding is dropped, since the
+    text is handed on as UTF-8."""
+    text = decode_bytes(body, charset)
+    return _XML_DECLARATION_ENCODING.sub(r"\1", text, count=1)
+
+
+def parse_feed(body: bytes, headers: dict[str, str] | None = None) -> tuple[list[Entry], str]:
+    """Entries of a feed document, plus a warning when it was malformed but partly readable.
+
+    `headers` are the HTTP response headers (lower-case names): their Content-Type charset is used."""
+    headers = headers or {}
+    content_type = headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
     head = body.lstrip()[:1]
-    if "json" in content_type or head in (b"{", b"["):
+    if "json" in media_type or head in (b"{", b"["):
         return _json_feed(body), ""
+    text = _as_utf8(body, fetch.FetchResult(url="", status=200, headers=headers).charset)
+    root = _ROOT_ELEMENT.search(text)
+    if "<!entity" in text[:root.start() if root else len(text)].lower():
+        # feedparser expands entities declared in the DOCTYPE, its lenient parser without limit: 4 KB of
+        # declarations become a million characters, 100 KB cost seconds and gigabytes. Feeds never need them.
+        raise FeedError("the document declares its own XML entities (<!ENTITY>), which can expand a small "
+                        "feed to gigabytes; refused unread")
     # Unsanitised: html_to_text drops scripts, iframes and their content; feedparser's sanitiser keeps the
-    # inner text of the elements it removes.
-    parsed = feedparser.parse(body, sanitize_html=False)
+    # inner text of the elements it removes. BytesIO: given bytes, feedparser tries them as a file name.
+    document = _html_entity_references(text)
+    parsed = feedparser.parse(
+        io.BytesIO(document.encode("utf-8")), sanitize_html=False,
+        response_headers={**headers, "content-type": f"{media_type or 'application/xml'}; charset=utf-8"})
     problem = parsed.get("bozo_exception") if parsed.bozo else None
     if isinstance(problem, _HARMLESS_BOZO):
         problem = None
@@ -127,17 +174,31 @@ def parse_feed(body: bytes, content_type: str = "") -> tuple[list[Entry], str]:
     entries = []
     for index, item in enumerate(parsed.entries):
         content = item.get("content") or []
-        html = content[0].get("value", "") if content else item.get("summary", "")
+        markup = content[0].get("value", "") if content else item.get("summary", "")
         link = _http_url(item.get("link", ""))
         entries.append(Entry(
             guid=item.get("id") or link or f"#{index}", title=html_to_text(item.get("title", "")) or "",
             link=link, author=item.get("author", ""),
             # dict.get: FeedParserDict.get would alias updated to published with a deprecation warning.
             published=_struct_time(dict.get(item, "published_parsed") or dict.get(item, "updated_parsed")),
-            updated=_struct_time(dict.get(item, "updated_parsed")), html=html,
+            updated=_struct_time(dict.get(item, "updated_parsed")), html=markup,
         ))
-    warning = f"feed is malformed ({problem}); read the {len(entries)} entries before the error" if problem else ""
-    return entries, warning
+    return entries, _malformed_warning(problem, len(entries), document) if problem else ""
+
+
+def _malformed_warning(problem: Exception, read: int, document: str) -> str:
+    """What was read and what was lost: the entries the lenient parser recovered against the entry tags
+    in the document, and from which entry on the text may be cut or garbled (the one holding the error)."""
+    starts = [match.start() for match in _ENTRY_TAG.finditer(document)]
+    found = max(len(starts), read)
+    lost = f"{found - read} lost" if found > read else "none lost"
+    first_suspect = 1
+    if isinstance(problem, SAXParseException) and problem.getLineNumber():
+        lines = document.split("\n")
+        offset = sum(len(line) + 1 for line in lines[:problem.getLineNumber() - 1]) + problem.getColumnNumber()
+        first_suspect = max(1, sum(1 for start in starts if start <= offset))
+    return (f"feed is malformed ({problem}); read {read} of the {found} entries in it ({lost}); "
+            f"entries from number {first_suspect} on may be incomplete")
 
 
 def ingest_entry(entry: Entry, source: Source) -> ingest.IngestResult:
@@ -175,7 +236,7 @@ def _backoff(source: Source, errors: int) -> timedelta:
 
 def _failed(report: PollReport, reason: str) -> PollReport:
     source, now = report.source, timezone.now()
-    ingest.record_rejection(source, source.url, reason)
+    reason = ingest.record_rejection(source, source.url, reason).reason
     Source.objects.filter(pk=source.pk).update(error_count=F("error_count") + 1, last_error=reason, last_polled_at=now)
     source.refresh_from_db()
     source.next_poll_at = now + _backoff(source, source.error_count)
@@ -200,11 +261,29 @@ def _claim(source: Source, now: datetime) -> bool:
     return bool(Source.objects.filter(due, pk=source.pk).update(next_poll_at=lease))
 
 
+def _report_once(source: Source, reason: str) -> None:
+    """Record a feed-level warning unless the feed's latest warnings already say it: an unchanged
+    malformed or oversized feed is reported once, not on every poll (a feed can carry both warnings)."""
+    latest = IngestRejection.objects.filter(source=source, target=source.url[:2000]).order_by("-pk")
+    if reason not in latest.values_list("reason", flat=True)[:2]:
+        ingest.record_rejection(source, source.url, reason)
+
+
 def poll_source(source: Source, *, force: bool = False) -> PollReport:
+    """Fetch, parse and ingest one feed. Whatever the feed or its server does, the outcome is a report
+    and a recorded error, never an exception: one bad feed must not stop `feeds poll` for the others."""
     report = PollReport(source)
     if not force and not _claim(source, timezone.now()):
         report.skipped = True
         return report
+    try:
+        return _poll(source, report)
+    except Exception as exc:  # noqa: BLE001 - recorded on the feed; the poll of the other feeds goes on
+        log.exception("unexpected error polling %s", source)
+        return _failed(report, f"{source.url}: unexpected {type(exc).__name__}: {exc}")
+
+
+def _poll(source: Source, report: PollReport) -> PollReport:
     try:
         response = fetch.fetch(source.url, etag=source.etag, last_modified=source.last_modified, accept=FEED_ACCEPT)
     except fetch.FetchError as exc:
@@ -214,15 +293,15 @@ def poll_source(source: Source, *, force: bool = False) -> PollReport:
         report.not_modified = True
         return report
     try:
-        entries, warning = parse_feed(response.body, response.content_type)
+        entries, warning = parse_feed(response.body, response.headers)
     except FeedError as exc:
         return _failed(report, f"{source.url}: {exc}")
     if warning:
-        ingest.record_rejection(source, source.url, warning)
+        _report_once(source, warning)
     limit = settings.NEWSDIGEST_FEED_MAX_ENTRIES
     if len(entries) > limit:
-        ingest.record_rejection(source, source.url, f"feed has {len(entries)} entries; read the first {limit} "
-                                                    f"and refused the other {len(entries) - limit}")
+        _report_once(source, f"feed has {len(entries)} entries; read the first {limit} and refused the other "
+                             f"{len(entries) - limit}")
     for index, entry in enumerate(entries[:limit]):
         _ingest_one(report, entry, index)
     _succeeded(source, response.headers.get("etag", ""), response.headers.get("last-modified", ""))

@@ -167,7 +167,10 @@ def _one_request(url: str, headers: dict[str, str], deadline: float) -> tuple[in
         raise FetchError(f"only http and https URLs are fetched, not {scheme or 'a relative URL'}: {url}")
     if not parts.hostname:
         raise FetchError(f"URL has no host: {url}")
-    port = parts.port or (443 if scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range or not a number, e.g. in a redirect's Location
+        raise FetchError(f"bad port in URL {url}: {exc}") from exc
     ip = resolve_checked(parts.hostname, port)
     path = parts.path or "/"
     if parts.query:

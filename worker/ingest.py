@@ -18,11 +18,13 @@ import glob
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import lxml.html
+import readability
 import trafilatura
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -34,6 +36,7 @@ from lxml import etree
 from . import dedup, fetch
 from .cleaning import clean_text, decode_bytes, html_to_text, normalise_text
 from .models import Article, IngestRejection, Source, transition
+from .offline import split_sentences
 
 log = logging.getLogger("newsdigest.ingest")
 
@@ -61,10 +64,21 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 
 
+# C0 controls but tab and newline, and DEL: never part of a URL, GUID, title or name, and NUL is refused
+# by PostgreSQL in any text column.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _visible(value: str) -> str:
+    """Control characters written out (\\x00), so a refusal that quotes hostile input can be stored."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
+
+
 def record_rejection(source: Source | None, target: str, reason: str) -> IngestRejection:
     """Log and keep one refusal; admins see it under Ingest rejections."""
+    target, reason = _visible(target)[:2000], _visible(reason)
     log.warning("refused %s from %s: %s", target, source or "no source", reason)
-    return IngestRejection.objects.create(source=source, target=str(target)[:2000], reason=reason)
+    return IngestRejection.objects.create(source=source, target=target, reason=reason)
 
 
 def queue_summary(result: IngestResult) -> None:
@@ -75,15 +89,49 @@ def queue_summary(result: IngestResult) -> None:
         tasks.enqueue_after_commit(tasks.summarize_article, result.article.pk)
 
 
+# trafilatura sometimes keeps only part of an article (it stops at an embedded widget) or only a notice
+# standing before it. readability-lxml then gets a second opinion: its text wins when trafilatura's is
+# under _SHORTFALL of it and mostly contained in it (_COVERAGE of trafilatura's 4-word shingles), or
+# when trafilatura's is a short notice. Measured in bench/bench_extract.py.
+_SHORTFALL, _COVERAGE, _NOTICE_MAX_CHARS = 0.5, 0.8, 1500
+_NOTICE = re.compile(
+    r"personal,? non-commercial use|\breprints?\b|order presentation-ready|subscribe (now )?to (continue|read)"
+    r"|subscribers only|(sign|log) in to (continue|read)|enable javascript|accept (all )?cookies", re.IGNORECASE)
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
+
+
+def _second_opinion(html: str, text: str) -> str:
+    """trafilatura's text, or readability's where trafilatura visibly lost the article."""
+    try:
+        readable = html_to_text(readability.Document(html).summary(html_partial=True))
+    except (readability.readability.Unparseable, etree.ParserError, ValueError):
+        return text
+    if len(readable) <= len(text):
+        return text
+    if len(text) < _NOTICE_MAX_CHARS and _NOTICE.search(text):
+        return readable
+    ours = _shingles(text)
+    if len(text) < _SHORTFALL * len(readable) and len(ours & _shingles(readable)) >= _COVERAGE * len(ours):
+        return readable
+    return text
+
+
 def extract_html(html: str, url: str = "") -> dict:
     """Main text and metadata of an article page, without navigation and footer cruft.
 
-    trafilatura first; pages it finds no article in (short newsletters, bare fragments) fall
-    back to the whole visible text."""
+    trafilatura first, with readability-lxml as a second opinion when trafilatura's text is short
+    or a notice; pages neither finds an article in (short newsletters, bare fragments) fall back to
+    the whole visible text."""
     doc = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, favor_precision=True)
     meta = (doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)) if doc is not None else {}
     # trafilatura separates paragraphs with single newlines; ours are blank lines.
     text = (meta.get("text") or "").replace("\n", "\n\n")
+    if text.strip():
+        text = _second_opinion(html, text)
     title = meta.get("title") or ""
     page_title, page_language = _html_title_and_language(html)
     if not text.strip():
@@ -154,8 +202,15 @@ def ingest_article(
     *, title: str, text: str, url: str = "", author: str = "", published_at=None,
     language: str = "", source: Source | None = None, guid: str = "", canonical_url: str = "",
 ) -> IngestResult:
-    """Store one article; the same input again is a no-op, the same URL/GUID with new text an update."""
-    author = " ".join(str(author or "").split())[:300]
+    """Store one article; the same input again is a no-op, the same URL/GUID with new text an update.
+
+    Control characters are dropped from identifiers and labels (a stray NUL in a GUID must not lose the
+    article); a URL holding one is refused, since no real URL does and its stripped form may be another page."""
+    for name, value in (("url", url), ("canonical URL", canonical_url)):
+        if _CONTROL.search(value or ""):
+            raise IngestError(f"{name} contains control characters: {_visible(value)[:200]}")
+    author = " ".join(_CONTROL.sub("", str(author or "")).split())[:300]
+    guid = _CONTROL.sub("", guid or "")
     title = " ".join(normalise_text(title or "").split())
     text = clean_text(text or "", author)
     if title:
@@ -166,7 +221,7 @@ def ingest_article(
     if len(text) > limit:
         raise IngestError(f"article text is {len(text)} characters, over the limit of {limit}")
     if not title:
-        title = text.split("\n", 1)[0][:120]
+        title = headline(text)
     canonical = dedup.canonical_url(canonical_url or url)[:2000]
     digest = content_hash(text)
     fields = {
@@ -270,6 +325,8 @@ def ingest_file(path: Path, source: Source | None = None) -> list[IngestResult]:
             payload = json.loads(decode_bytes(data))
         except json.JSONDecodeError as exc:
             raise IngestError(f"{path.name}: invalid JSON ({exc})") from exc
+        except RecursionError as exc:
+            raise IngestError(f"{path.name}: JSON is nested too deeply to be articles") from exc
         if not isinstance(payload, list):
             return [ingest_record(payload, source)]
         results = []
@@ -283,13 +340,94 @@ def ingest_file(path: Path, source: Source | None = None) -> list[IngestResult]:
     if suffix in {".html", ".htm"}:
         extracted = extract_html(text)
         return [ingest_article(source=source, canonical_url=extracted.pop("url"), **extracted)]
-    # Plain text / markdown: the first non-empty line is the title.
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        raise IngestError(f"{path.name}: file is empty")
-    title = lines[first].strip().lstrip("#").strip()
-    return [ingest_article(title=title, text="\n".join(lines[first + 1:]), source=source)]
+    try:
+        document = parse_text_document(text, markdown=suffix == ".md")
+    except IngestError as exc:
+        raise IngestError(f"{path.name}: {exc}") from exc
+    return [ingest_article(source=source, **document)]
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+# Where the story was filed, not what it says: "WASHINGTON (Reuters) - ", "KABUL, Sept 6 (AP) — ",
+# "DUBAI, United Arab Emirates — " (capitalised place and a dash), "Hong Kong (CNN Business) " (an agency).
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Z .'/-]{1,40}(?:,[^()\n]{1,40})?\s*(?:\([^)\n]{1,30}\))?\s*[-–—]+\s+"
+    r"|[A-Z][\w .,'/-]{1,40}\((?:AP|Reuters|AFP|UPI|dpa|Xinhua|Bloomberg|CNN[\w ]*|[\w ]*News[\w ]*)\)\s*[-–—]*\s*)"
+    r"(?=\S)")
+_TITLE_MAX_CHARS = 120
+# A first sentence longer than this becomes a headline by cutting it at its first clause boundary
+# between _CLAUSE_MIN and _CLAUSE_MAX characters, else at a word.
+_HEADLINE_CHARS = 100
+_CLAUSE_MIN, _CLAUSE_MAX = 45, 120
+_CLAUSE_BREAK = re.compile(r"[,;:](?=\s)|\s[-–—]\s")
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], str]:
+    """`key: value` lines between `---` lines at the very top of a Markdown file (Jekyll/Hugo style),
+    and the rest. Read as flat lines, not YAML: only title, date, url and author are used, unquoted
+    colons in titles are common, and a YAML loader would expand alias bombs."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    meta = {}
+    for line in match.group(1).splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() and not line[:1].isspace():
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            meta[key.strip().lower()] = value
+    return meta, text[match.end():]
+
+
+def _looks_like_title(paragraph: str) -> bool:
+    """One short line of two words or more without a final full stop: a headline or a label, not a
+    sentence of prose (nor a one-word dateline such as "Pittsburgh")."""
+    line = paragraph.strip()
+    return (len(line.split()) >= 2 and "\n" not in line and len(line) <= _TITLE_MAX_CHARS
+            and not line.rstrip("\"'”’)").endswith((".", "!", ":", ";", ",")))
+
+
+def headline(text: str) -> str:
+    """A title for text that has none: its first sentence, without dateline, cut at a clause boundary
+    when long (then at a word, marked with an ellipsis)."""
+    # The first paragraph of prose: a lone word before it ("Pittsburgh") is a dateline or a label.
+    lead = next((p for p in text.split("\n\n") if len(p.split()) > 3), text)
+    first = next(iter(split_sentences(lead)), "").strip()
+    first = _DATELINE.sub("", first).rstrip(" .")
+    if len(first) <= _HEADLINE_CHARS:
+        return first
+    if clause := _CLAUSE_BREAK.search(first, _CLAUSE_MIN, _CLAUSE_MAX):
+        return first[:clause.start()].rstrip()
+    return first[:_HEADLINE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def parse_text_document(text: str, *, markdown: bool = False) -> dict:
+    """Title, body and metadata of a plain-text or Markdown article, as ingest_article takes them.
+
+    The first line is the title only when it looks like one (a Markdown `#` heading, or a short line
+    without a final full stop standing alone before a blank line); a section label standing before
+    such a headline ("World News") is dropped. Otherwise every paragraph is body and the title is
+    made from the first sentence: most wire copy saved as text has no headline line at all."""
+    meta, text = _front_matter(text) if markdown else ({}, text)
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").strip()) if p.strip()]
+    if not paragraphs:
+        raise IngestError("file is empty")
+    title = ""
+    first_line, _, rest_of_first = paragraphs[0].strip().partition("\n")
+    if markdown and re.match(r"#{1,6}\s", first_line):
+        title = first_line.lstrip("#").strip()
+        paragraphs[0] = rest_of_first
+    elif len(paragraphs) > 1 and _looks_like_title(paragraphs[0]):
+        if len(paragraphs) > 2 and len(paragraphs[0].split()) <= 3 and _looks_like_title(paragraphs[1]):
+            paragraphs.pop(0)
+        title = paragraphs.pop(0).strip()
+    body = "\n\n".join(p for p in paragraphs if p.strip())
+    url = meta.get("url") or meta.get("link") or ""
+    return {"title": meta.get("title") or title, "text": body,
+            "url": url if url.lower().startswith(("http://", "https://")) else "",
+            "published_at": meta.get("date") or meta.get("published_at"),
+            "author": meta.get("author") or ""}
 
 
 def fetch_page(url: str) -> dict:
