@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import deliver, feeds, llm, schedule, summarize
+from . import clicks, deliver, feeds, llm, schedule, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
@@ -89,3 +89,9 @@ def poll_feeds() -> int:
 @shared_task
 def poll_feed(source_id: int) -> str:
     return str(feeds.poll_source_id(source_id))
+
+
+@shared_task
+def flush_clicks() -> int:
+    """Periodic (celery beat, every NEWSDIGEST_CLICK_FLUSH_SECONDS): buffered click hits into the counts."""
+    return clicks.flush().read

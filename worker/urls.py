@@ -18,4 +18,5 @@ urlpatterns = [
     path("digests/<int:pk>/", views.digest_view, name="digest-view"),
     path("", include("worker.desk")),
     path("", include("worker.health")),
+    path("", include("worker.clicks")),
 ]
