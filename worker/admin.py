@@ -4,14 +4,18 @@ from . import deliver, ops, schedule
 from .models import (
     Article,
     AuditEntry,
+    ClickCount,
     Delivery,
     Digest,
     DigestItem,
     IngestRejection,
     LshBucket,
     Newsletter,
+    PendingClick,
+    ReaderClick,
     Source,
     Story,
+    StoryRank,
     Subscriber,
     Subscription,
     Summary,
@@ -173,3 +177,38 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # the trail is append-only
+
+
+# --- reader signals (issue 20, worker/clicks.py): counts are written by the flush, never by hand ----
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ClickCount)
+class ClickCountAdmin(_ReadOnly):
+    list_display = ["item", "url", "clicks", "filtered"]
+    list_filter = ["item__digest__newsletter"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(ReaderClick)
+class ReaderClickAdmin(_ReadOnly):
+    list_display = ["created_at", "subscriber", "item", "url"]
+    list_filter = ["item__digest__newsletter"]
+    raw_id_fields = ["subscriber", "item"]
+
+
+@admin.register(PendingClick)
+class PendingClickAdmin(_ReadOnly):
+    list_display = ["pk", "event"]
+
+
+@admin.register(StoryRank)
+class StoryRankAdmin(_ReadOnly):
+    list_display = ["item", "score", "detail"]
+    raw_id_fields = ["item"]

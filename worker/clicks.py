@@ -337,3 +337,14 @@ def pending() -> int:
             return 0
     return PendingClick.objects.count()
 
+
+
+def most_read(digest_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Per digest: the headline of the story readers clicked most, and its clicks."""
+    rows = (ClickCount.objects.filter(item__digest_id__in=digest_ids, clicks__gt=0)
+            .values("item_id", "item__digest_id").annotate(n=Sum("clicks")).order_by("-n", "item_id"))
+    best: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        best.setdefault(row["item__digest_id"], (row["item_id"], row["n"]))
+    items = DigestItem.objects.select_related("summary", "article").in_bulk([pk for pk, _ in best.values()])
+    return {digest_id: (items[item_id].headline, n) for digest_id, (item_id, n) in best.items()}

@@ -18,6 +18,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from . import clicks
 from .broker import redact
 from .models import Article, Delivery, Digest, Subscriber, Summary
 
@@ -143,6 +144,11 @@ def render_metrics() -> str:
                                      sent_at__gte=timezone.now() - timedelta(seconds=window)).count()
     out.metric("newsdigest_send_rate_per_second", "gauge", f"Messages sent per second over the last {window}s.",
                [({}, recent / window)])
+    out.metric("newsdigest_clicks", "counter",
+               "Story link hits through the click redirect, by newsletter and kind (reader, or scanner: not counted).",
+               clicks.metric_samples())
+    out.metric("newsdigest_clicks_pending", "gauge", "Click hits buffered, not yet in the counts.",
+               [({}, clicks.pending())])
     depth = queue_depth()
     if depth is not None:
         out.metric("newsdigest_queue_depth", "gauge", "Messages waiting in the Celery queue.",

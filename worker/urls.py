@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("worker.desk")),
     path("", include("worker.health")),
     path("", include("worker.clicks")),
+    path("", include("worker.feed")),
 ]
