@@ -50,7 +50,7 @@ async def _connection(port: int, path: str, agent: str, count: int, latencies: l
             if length:
                 await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
-            if not head.startswith("HTTP/1.1 302"):
+            if not head.startswith(("HTTP/1.1 302", "HTTP/1.1 301")):
                 errors.append(head.split("\r\n", 1)[0])
             if "connection: close" in head.lower():
                 writer.close()
@@ -174,6 +174,12 @@ def run(args: argparse.Namespace, scratch: Path, db_url: str) -> None:
                 load(port, paths, min(2000, args.requests), args.concurrency)  # warm-up
                 clicks.flush(now=time.time() + 60)
                 ClickCount.objects.all().delete()
+                if buffer == args.buffer[0]:
+                    # The same stack's cheapest redirect (the home page's RedirectView): no signing, no counting.
+                    base_elapsed, base_latencies, _ = load(port, ["/"], args.requests, args.concurrency)
+                    print(f"[baseline] Django RedirectView on the same server: "
+                          f"{len(base_latencies) / base_elapsed:,.0f} redirects/s, "
+                          f"p50 {statistics.median(base_latencies) * 1000:.1f} ms")
                 elapsed, latencies, errors = load(port, paths, args.requests, args.concurrency)
             finally:
                 proc.terminate()

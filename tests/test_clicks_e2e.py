@@ -9,6 +9,7 @@ import pytest
 from kombu import Connection
 
 from tests import support
+from worker import clicks
 from worker.celery_app import app
 from worker.models import ClickCount, Digest
 
@@ -43,6 +44,7 @@ def test_clicks_on_a_sent_digest_are_counted_and_scanners_left_out(tmp_path, red
         reader = client.get(f"{first.path}?{first.query}", HTTP_USER_AGENT=BROWSER)
         scanner = client.get(f"{second.path}?{second.query}", HTTP_USER_AGENT="Mozilla/5.0 (compatible; Proofpoint)")
         assert reader.status_code == scanner.status_code == 302
+        assert clicks.pending() == 2  # in Redis, for the worker's flush
         time.sleep(0.6)  # past the burst window, so the flush judges both hits now
         with Connection(redis_url) as connection:
             app.send_task("worker.tasks.flush_clicks", connection=connection)

@@ -18,10 +18,14 @@ stored unless the newsletter asks for it. Only cheap checks run on the request p
     hit --record--> buffer --flush (batch, held BURST_SECONDS)--> ClickCount.clicks | ClickCount.filtered
 """
 
+import atexit
 import hashlib
 import json
 import logging
+import os
+import queue
 import re
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -46,6 +50,8 @@ LINK_SALT = "newsdigest.click"
 READER_SALT = "newsdigest.click-reader"
 BUFFER_KEY = "newsdigest:clicks"
 LOCK_KEY = "newsdigest:clicks:flush-lock"
+# Most hits one RPUSH carries from a process's queue to Redis.
+SEND_BATCH = 500
 # Delivery stamps are this coarse (seconds): enough to tell a scanner's instant fetch from a reader.
 STAMP_STEP = 5
 # Digests whose links count: a draft's or a test message's links are clicked by editors, not readers.
@@ -130,9 +136,68 @@ def _redis_client() -> redis.Redis:
     return _redis[1]
 
 
+class _Sender:
+    """Hits wait in process memory; one daemon thread per process moves whatever has piled up to Redis
+    in a single RPUSH, so a redirect never waits for a round trip. Lost on a crash: a few
+    milliseconds of counts, never a reader's redirect."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pid = 0
+        self.lock = threading.Lock()
+        self.unsent = 0  # queued or in the thread's hands, not yet in Redis
+
+    def add(self, event: dict) -> None:
+        if self.pid != os.getpid():  # first hit in this process (or after a fork): start its thread
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.queue, self.unsent = queue.SimpleQueue(), 0
+                    threading.Thread(target=self._run, name="click-sender", daemon=True).start()
+                    self.pid = os.getpid()
+        with self.lock:
+            self.unsent += 1
+        self.queue.put(json.dumps(event, separators=(",", ":")))
+
+    def _take(self, block: bool) -> list[str]:
+        batch = [self.queue.get()] if block else []
+        while len(batch) < SEND_BATCH:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            self.send(self._take(block=True))
+
+    def send(self, batch: list[str]) -> None:
+        if not batch:
+            return
+        try:
+            _redis_client().rpush(BUFFER_KEY, *batch)
+        except redis.RedisError as exc:
+            log.warning("%d clicks not counted: %s", len(batch), exc)
+        finally:
+            with self.lock:
+                self.unsent -= len(batch)
+
+    def drain(self) -> None:
+        """Send what is still queued (at exit, and for tests that look at Redis at once)."""
+        if self.pid == os.getpid():
+            self.send(self._take(block=False))
+            deadline = time.monotonic() + 2
+            while self.unsent > 0 and time.monotonic() < deadline:  # a batch still in the thread's hands
+                time.sleep(0.001)
+
+
+_sender = _Sender()
+atexit.register(_sender.drain)
+
+
 def _push(event: dict) -> None:
     if settings.REDIS_URL:
-        _redis_client().rpush(BUFFER_KEY, json.dumps(event, separators=(",", ":")))
+        _sender.add(event)
     else:
         PendingClick.objects.create(event=event)
 
@@ -277,6 +342,7 @@ def flush(limit: int = 20000, now: float | None = None) -> FlushReport:
     """Move buffered hits into the counts; one flush at a time."""
     now = time.time() if now is None else now
     if settings.REDIS_URL:
+        _sender.drain()  # this process's own queued hits, if it also serves redirects
         client = _redis_client()
         with client.lock(LOCK_KEY, timeout=300, blocking_timeout=0) as locked:
             if not locked:
@@ -341,6 +407,7 @@ def metric_samples() -> list[tuple[dict, float]]:
 def pending() -> int:
     """Hits waiting in the buffer."""
     if settings.REDIS_URL:
+        _sender.drain()
         try:
             return int(_redis_client().llen(BUFFER_KEY))
         except redis.RedisError:
