@@ -1,3 +1,4 @@
+import re
 from email.utils import parseaddr
 
 import pytest
@@ -82,4 +83,6 @@ def test_preview_writes_exactly_what_is_mailed(smtp, tmp_path):
         out = tmp_path / f"preview.{part}"
         call_command("digest", "preview", str(digest.pk), "--out", str(out), "--subscriber", subscriber.email, *flag)
         mailed = message.get_body(preferencelist=(part,)).get_content().replace("\r\n", "\n")
+        # Only the delivery stamp of tracked links (worker/clicks.py) is not known to a preview.
+        mailed = re.sub(r"\?t=[0-9a-f]+", "", mailed)
         assert out.read_text(encoding="utf-8") == mailed

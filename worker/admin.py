@@ -16,14 +16,18 @@ from .models import (
     ApiToken,
     Article,
     AuditEntry,
+    ClickCount,
     Delivery,
     Digest,
     DigestItem,
     IngestRejection,
     LshBucket,
     Newsletter,
+    PendingClick,
+    ReaderClick,
     Source,
     Story,
+    StoryRank,
     Subscriber,
     Subscription,
     Summary,
@@ -366,3 +370,30 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"{revoked} tokens revoked")
+
+
+# --- reader signals (issue 20, worker/clicks.py): counts are written by the flush, never by hand ----
+
+@admin.register(ClickCount)
+class ClickCountAdmin(ReadOnlyAdmin):
+    list_display = ["item", "url", "clicks", "filtered"]
+    list_filter = ["item__digest__newsletter"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(ReaderClick)
+class ReaderClickAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "subscriber", "item", "url"]
+    list_filter = ["item__digest__newsletter"]
+    raw_id_fields = ["subscriber", "item"]
+
+
+@admin.register(PendingClick)
+class PendingClickAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "event"]
+
+
+@admin.register(StoryRank)
+class StoryRankAdmin(ReadOnlyAdmin):
+    list_display = ["item", "score", "detail"]
+    raw_id_fields = ["item"]

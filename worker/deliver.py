@@ -87,7 +87,7 @@ def build_message(
     display names and subjects go out RFC 2047-encoded.
     """
     newsletter = digest.newsletter
-    body = render.personalise(rendered, digest, subscriber)
+    body = render.personalise(rendered, digest, subscriber, sent_at=None if test else timezone.now())
     sender = formataddr((_one_line(newsletter.sender_name), _one_line(newsletter.sender_email)))
     email = _one_line(subscriber.email)
     recipient = formataddr((_one_line(subscriber.name), email)) if _one_line(subscriber.name) else email

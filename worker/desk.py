@@ -28,9 +28,9 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, bounces, deliver, llm, ops, schedule, summarize
+from . import audit, bounces, clicks, deliver, llm, ops, schedule, summarize
 from . import render as email_render
-from .models import ApiToken, Delivery, Digest, DigestItem, Newsletter, hash_token
+from .models import ApiToken, Delivery, Digest, DigestItem, Newsletter, StoryRank, hash_token
 
 EDIT = "worker.change_digest"
 APPROVE = "worker.approve_digest"
@@ -99,6 +99,8 @@ def actors_from_lines(lines: str, current: list[dict]) -> list[dict]:
 def draft(request: HttpRequest, pk: int) -> HttpResponse:
     digest = get_object_or_404(Digest.objects.select_related("newsletter", "approved_by"), pk=pk)
     items = list(digest.items.select_related("article__source", "summary"))
+    signals = clicks.item_stats(digest)
+    ranks = dict(StoryRank.objects.filter(item__digest=digest).values_list("item_id", "detail"))
     stories = []
     for item in items:
         evidence = [a.get("evidence", "") for a in (item.summary.key_actors if item.summary else [])]
@@ -108,10 +110,12 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
             "actors_lines": actors_as_lines(item.key_actors),
             "source_text": highlight(item.article.text, evidence),
             "evidence_count": sum(1 for q in evidence if q and q in item.article.text),
+            "clicks": signals.get(item.pk), "rank": ranks.get(item.pk),
         })
     text = email_render.for_archive(email_render.ensure_rendered(digest)).text
     return render(request, "pages/desk/draft.html", {
         "digest": digest, "stories": stories, "text": text, "editable": digest.status == Digest.Status.DRAFT,
+        "sent": digest.status in clicks.COUNTED_STATES,
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
         "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
     })
@@ -292,7 +296,10 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @_ops
 def console(request: HttpRequest) -> HttpResponse:
-    digests = Digest.objects.select_related("newsletter").exclude(status=Digest.Status.DRAFT).order_by("-pk")[:50]
+    digests = list(Digest.objects.select_related("newsletter").exclude(status=Digest.Status.DRAFT).order_by("-pk")[:50])
+    totals = clicks.digest_totals([d.pk for d in digests])
+    for digest in digests:
+        digest.click_totals = totals[digest.pk]
     return render(request, "pages/desk/console.html", {"digests": digests})
 
 
@@ -305,6 +312,7 @@ def console_digest(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "pages/desk/console_digest.html", {
         "digest": digest, "status": ops.status(pk), "failures": failures, "rates": bounces.rates_line(pk),
         "recipients": deliver.eligible_subscribers(digest).count(),
+        "click_totals": clicks.digest_totals([pk])[pk],
         "trail": [(e, audit.describe(e)) for e in audit.trail(pk)],
     })
 
@@ -417,7 +425,10 @@ def archive_newsletter(request: HttpRequest, slug: str) -> HttpResponse:
         if request.user.is_authenticated:
             raise Http404
         return redirect(f"{reverse('login')}?next={request.path}")
-    digests = newsletter.digests.filter(status=Digest.Status.SENT).order_by("-sent_at", "-pk")
+    digests = list(newsletter.digests.filter(status=Digest.Status.SENT).order_by("-sent_at", "-pk"))
+    totals, top = clicks.digest_totals([d.pk for d in digests]), clicks.most_read([d.pk for d in digests])
+    for digest in digests:
+        digest.click_totals, digest.most_read = totals[digest.pk], top.get(digest.pk)
     return render(request, "pages/desk/archive_newsletter.html", {"newsletter": newsletter, "digests": digests})
 
 

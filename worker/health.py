@@ -18,7 +18,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import bounces
+from . import bounces, clicks
 from .models import Article, Delivery, Digest, Subscriber, Summary, SuppressionEvent
 from .redact import redact_text, redact_url
 
@@ -145,6 +145,11 @@ def render_metrics() -> str:
     out.metric("newsdigest_send_rate_per_second", "gauge", f"Messages sent per second over the last {window}s.",
                [({}, recent / window)])
     _bounce_metrics(out)
+    out.metric("newsdigest_clicks", "counter",
+               "Story link hits through the click redirect, by newsletter and kind (reader, or scanner: not counted).",
+               clicks.metric_samples())
+    out.metric("newsdigest_clicks_pending", "gauge", "Click hits buffered, not yet in the counts.",
+               [({}, clicks.pending())])
     depth = queue_depth()
     if depth is not None:
         out.metric("newsdigest_queue_depth", "gauge", "Messages waiting in the Celery queue.",

@@ -212,6 +212,11 @@ class Newsletter(models.Model):
     # accent colour, fonts, logo URL; see templates/email/digest.mjml
     theme = models.JSONField(default=dict, blank=True)
     public_archive = models.BooleanField(default=True)
+    # Reader signals (worker/clicks.py): aggregate click counts through a signed redirect; off = bare links.
+    click_tracking = models.BooleanField(
+        default=True, help_text="count clicks per story through a signed redirect (off: links are mailed bare)")
+    click_history = models.BooleanField(
+        default=False, help_text="also keep which subscriber clicked what (off: aggregate counts only)")
     created_at = models.DateTimeField(default=now)
 
     def __str__(self) -> str:
@@ -448,3 +453,39 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.pk} of {self.user}"
+
+
+class ClickCount(models.Model):
+    """Aggregate clicks on one mailed link of one digest item: readers, and the hits filtered out as
+    scanners. Written only by `clicks.flush`, never on the redirect's request path."""
+
+    item = models.ForeignKey(DigestItem, on_delete=models.CASCADE, related_name="click_counts")
+    url = models.URLField(max_length=2000)
+    clicks = models.PositiveIntegerField(default=0)
+    filtered = models.PositiveIntegerField(default=0, help_text="hits judged to be link scanners, not readers")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "url"], name="one_click_count_per_link")]
+
+
+class ReaderClick(models.Model):
+    """Who clicked what: kept only for newsletters with `click_history` on; deleted with the subscriber."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="clicks")
+    item = models.ForeignKey(DigestItem, on_delete=models.CASCADE, related_name="reader_clicks")
+    url = models.URLField(max_length=2000)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+
+class PendingClick(models.Model):
+    """The click buffer of the embedded default (no Redis): one INSERT per hit, drained by `clicks.flush`."""
+
+    event = models.JSONField()
+
+
+class StoryRank(models.Model):
+    """Why a story got its place: the ranking's terms when the digest was built, for the desk."""
+
+    item = models.OneToOneField(DigestItem, on_delete=models.CASCADE, related_name="rank")
+    score = models.FloatField()
+    detail = models.JSONField(default=dict)

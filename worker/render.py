@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 from mjml import mjml2html
 
+from . import clicks
 from .models import Digest, DigestItem, Newsletter, Subscriber
 
 DEFAULT_THEME = {
@@ -53,6 +54,8 @@ PLACEHOLDERS = {
     "subscriber_email": "%%ND_EMAIL%%",
     "unsubscribe_url": "%%ND_UNSUBSCRIBE%%",
     "preferences_url": "%%ND_PREFERENCES%%",
+    # Appended to tracked links: the delivery stamp (and reader, if kept); see worker/clicks.py.
+    "click_query": "%%ND_CLICK%%",
 }
 _MARKER_PREFIX = "%%ND_"
 _MARKERS = re.compile("|".join(re.escape(marker) for marker in PLACEHOLDERS.values()))
@@ -174,6 +177,7 @@ def _actors(item: DigestItem) -> list[dict[str, str]]:
 def _stories(digest: Digest, zone) -> tuple[list[dict], list[str]]:
     """Stories as plain strings, plus the numbered link references of the text part."""
     stories, links = [], []
+    tracking = digest.newsletter.click_tracking
 
     def ref(url: str) -> int:
         links.append(url)
@@ -182,19 +186,22 @@ def _stories(digest: Digest, zone) -> tuple[list[dict], list[str]]:
     items = digest.items.select_related("article__source", "article__story", "summary").order_by("position", "pk")
     for number, item in enumerate(items, start=1):
         article = item.article
-        url = safe_url(article.canonical_url or article.url)
+        bare = safe_url(article.canonical_url or article.url)
+        # Tracked links go through the signed redirect; names shown to readers come from the bare URL.
+        url = clicks.tracked_url(item.pk, bare) if bare and tracking else bare
         also_in = []
         if article.story_id:
             for other in article.story.articles.exclude(pk=article.pk).select_related("source").order_by("pk"):
                 if other_url := safe_url(other.canonical_url or other.url):
                     name = other.source.name if other.source else urlsplit(other_url).netloc
-                    also_in.append({"name": one_line(name), "url": other_url})
+                    also_in.append({"name": one_line(name),
+                                    "url": clicks.tracked_url(item.pk, other_url) if tracking else other_url})
         stories.append({
             "number": number,
             "headline": one_line(item.headline),
             "url": url,
             "ref": ref(url) if url else None,
-            "source": one_line(article.source.name if article.source else (urlsplit(url).netloc if url else "")),
+            "source": one_line(article.source.name if article.source else (urlsplit(bare).netloc if bare else "")),
             "when": f"{local.day} {local:%b, %H:%M}" if (local := _local(article.published_at, zone)) else "",
             "summary": item.summary_text.strip(),
             "why_it_matters": item.why_it_matters.strip(),
@@ -217,7 +224,7 @@ def _people(stories: list[dict]) -> list[dict]:
 
 
 def _text_context(newsletter: Newsletter, digest: Digest, stories: list[dict], people: list[dict],
-                  links: list[str], date: str) -> dict:
+                  links: list[str], date: str, click_query: str) -> dict:
     """The plain-text part is written for reading as text: wrapped, numbered, links as references."""
     text_stories = []
     for story in stories:
@@ -251,7 +258,7 @@ def _text_context(newsletter: Newsletter, digest: Digest, stories: list[dict], p
         "contents": [_defuse(_wrap(f"{s['number']:>2}. {s['headline']}", indent="    ")) for s in stories],
         "stories": text_stories,
         "people": people_lines,
-        "links": [f"[{i}] {_defuse(link)}" for i, link in enumerate(links, start=1)],
+        "links": [f"[{i}] {_defuse(link)}{click_query}" for i, link in enumerate(links, start=1)],
         "why": _defuse(_wrap(f"You get {one_line(newsletter.name)} because you subscribed to it with this address:")),
         "postal": _defuse(one_line(", ".join(p for p in (newsletter.sender_name, newsletter.postal_address) if p))
                           if newsletter.postal_address else ""),
@@ -300,11 +307,13 @@ def _render(digest: Digest, values: dict[str, str]) -> RenderedEmail:
     people = _people(stories)
     end = _local(digest.period_end, zone)
     date = f"{end:%A}, {end.day} {end:%B %Y}"
-    common = {"view_url": view_url(digest), **values}
+    # Bare links of an untracked newsletter get no query appended.
+    common = {"view_url": view_url(digest), **values,
+              "click_query": values["click_query"] if newsletter.click_tracking else ""}
     mjml_source = render_to_string(
         "email/digest.mjml", {**_html_context(newsletter, digest, theme, stories, people, date), **common})
-    text = render_to_string(
-        "email/digest.txt", {**_text_context(newsletter, digest, stories, people, links, date), **common})
+    text = render_to_string("email/digest.txt", {
+        **_text_context(newsletter, digest, stories, people, links, date, common["click_query"]), **common})
     return RenderedEmail(html=mjml2html(mjml_source), text=text)
 
 
@@ -313,12 +322,12 @@ def render_digest(digest: Digest) -> RenderedEmail:
     return _render(digest, PLACEHOLDERS)
 
 
-def render_for(digest: Digest, subscriber: Subscriber) -> RenderedEmail:
+def render_for(digest: Digest, subscriber: Subscriber, sent_at: datetime | None = None) -> RenderedEmail:
     """Reference path: compile the MJML with this subscriber's real values (one compile per recipient).
 
     Too slow for sending; it exists to prove `personalise(render_digest(d), d, s)` gives the same bytes.
     """
-    return _render(digest, subscriber_values(digest, subscriber))
+    return _render(digest, subscriber_values(digest, subscriber, sent_at))
 
 
 def ensure_rendered(digest: Digest) -> RenderedEmail:
@@ -333,24 +342,28 @@ def ensure_rendered(digest: Digest) -> RenderedEmail:
     return RenderedEmail(html=digest.html_template, text=digest.text_template)
 
 
-def subscriber_values(digest: Digest, subscriber: Subscriber) -> dict[str, str]:
+def subscriber_values(digest: Digest, subscriber: Subscriber, sent_at: datetime | None = None) -> dict[str, str]:
+    newsletter = digest.newsletter
     return {
         "subscriber_name": one_line(subscriber.name) or "there",
         "subscriber_email": one_line(subscriber.email),
         "unsubscribe_url": unsubscribe_url(subscriber, digest.newsletter),
         "preferences_url": preferences_url(subscriber),
+        "click_query": clicks.click_query(newsletter.click_tracking, sent_at, subscriber, newsletter.click_history),
     }
 
 
-def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber) -> RenderedEmail:
-    return _substitute(rendered, subscriber_values(digest, subscriber))
+def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber,
+                sent_at: datetime | None = None) -> RenderedEmail:
+    """`sent_at` (the delivery moment) lets the click counter tell scanners' instant fetches from readers."""
+    return _substitute(rendered, subscriber_values(digest, subscriber, sent_at))
 
 
 def for_archive(rendered: RenderedEmail) -> RenderedEmail:
     """The browser copy carries nobody's address or tokens."""
     home = settings.SITE_URL + "/"
     return _substitute(rendered, {"subscriber_name": "reader", "subscriber_email": "a subscriber",
-                                  "unsubscribe_url": home, "preferences_url": home})
+                                  "unsubscribe_url": home, "preferences_url": home, "click_query": ""})
 
 
 def _substitute(rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from . import audit
+from . import audit, interest
 from .models import Article, Digest, DigestItem, Newsletter, transition
 
 log = logging.getLogger("newsdigest.schedule")
@@ -214,7 +214,11 @@ def candidate_articles(newsletter: Newsletter) -> list[Article]:
         if key not in best or len(article.text) > len(best[key].text):
             best[key] = article
     now = timezone.now()
-    ranked = sorted(best.values(), key=lambda a: rank(a, a.cluster_size, now), reverse=True)
+    # Today's rank times what readers' past click-through says of the source and topics (worker/interest.py).
+    explained = interest.explain(newsletter, list(best.values()), lambda a: rank(a, a.cluster_size, now), now)
+    ranked = sorted(best.values(), key=lambda a: explained[a.pk]["score"], reverse=True)
+    for article in ranked:
+        article.rank_detail = explained[article.pk]
     return ranked[: newsletter.max_stories]
 
 
@@ -237,6 +241,7 @@ def build_digest(newsletter: Newsletter, *, period_end: datetime | None = None) 
         DigestItem.objects.bulk_create(
             DigestItem(digest=digest, article=a, summary=s, position=i) for i, (a, s) in enumerate(pairs)
         )
+        interest.keep_explanations(digest, [a for a, _ in pairs])
     log.info("built digest %s with %d stories", digest.pk, len(pairs))
     return digest
 

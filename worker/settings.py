@@ -326,6 +326,22 @@ if max(NEWSDIGEST_DELIVERY_BACKOFF_MAX, CELERY_TASK_TIME_LIMIT) >= CELERY_VISIBI
     # Redis would hand an unacked (or ETA) message to a second worker while the first still runs it.
     raise ValueError("NEWSDIGEST_VISIBILITY_TIMEOUT must exceed NEWSDIGEST_TASK_TIME_LIMIT and "
                      "NEWSDIGEST_DELIVERY_BACKOFF_MAX")
+# --- Reader signals (issue 20, worker/clicks.py, worker/interest.py) -------
+# Buffered clicks move from Redis (or the PendingClick table) into the counts this often.
+NEWSDIGEST_CLICK_FLUSH_SECONDS = env_int("NEWSDIGEST_CLICK_FLUSH_SECONDS", 30)
+# A hit this soon after its message was delivered is a link scanner, not a reader.
+NEWSDIGEST_CLICK_SCANNER_SECONDS = env_int("NEWSDIGEST_CLICK_SCANNER_SECONDS", 15)
+# One client opening this many different links of a digest within BURST_SECONDS is a scanner.
+NEWSDIGEST_CLICK_BURST_LINKS = env_int("NEWSDIGEST_CLICK_BURST_LINKS", 3)
+NEWSDIGEST_CLICK_BURST_SECONDS = env_float("NEWSDIGEST_CLICK_BURST_SECONDS", 2.0)
+# Ranking: past click-through loses half its weight every HALF_LIFE_DAYS; the learned factor stays
+# within [FLOOR, CAP] so a new or unlucky source is never starved; WEIGHT 0 turns the term off.
+NEWSDIGEST_INTEREST_HALF_LIFE_DAYS = env_float("NEWSDIGEST_INTEREST_HALF_LIFE_DAYS", 14.0)
+NEWSDIGEST_INTEREST_FLOOR = env_float("NEWSDIGEST_INTEREST_FLOOR", 0.5)
+NEWSDIGEST_INTEREST_CAP = env_float("NEWSDIGEST_INTEREST_CAP", 2.0)
+NEWSDIGEST_INTEREST_WEIGHT = env_float("NEWSDIGEST_INTEREST_WEIGHT", 1.0)
+CELERY_BEAT_SCHEDULE["newsdigest-flush-clicks"] = {
+    "task": "worker.tasks.flush_clicks", "schedule": float(NEWSDIGEST_CLICK_FLUSH_SECONDS)}
 # The Celery queue whose length /metrics reports as the queue depth.
 NEWSDIGEST_CELERY_QUEUE = os.environ.get("NEWSDIGEST_CELERY_QUEUE", "celery")
 # --- Rendering/DKIM ---------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import deliver, feeds, llm, schedule, subscribers, summarize
+from . import clicks, deliver, feeds, llm, schedule, subscribers, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
@@ -101,3 +101,9 @@ def send_confirmation(self, subscriber_id: int, newsletter_id: int) -> None:
     if subscriber is None or newsletter is None or subscriber.status in subscribers.SUPPRESSED:
         return
     subscribers.send_confirmation(subscriber, newsletter)
+
+
+@shared_task
+def flush_clicks() -> int:
+    """Periodic (celery beat, every NEWSDIGEST_CLICK_FLUSH_SECONDS): buffered click hits into the counts."""
+    return clicks.flush().read

@@ -19,4 +19,6 @@ urlpatterns = [
     path("", include("worker.desk")),
     path("", include("worker.bounce_views")),
     path("", include("worker.health")),
+    path("", include("worker.clicks")),
+    path("", include("worker.feed")),
 ]
