@@ -134,7 +134,7 @@ def test_eval_command_prints_a_table_with_the_lead3_baseline(tmp_path, capsys):
 
 def test_eval_command_json_output_parses(tmp_path, capsys):
     path = write(tmp_path, [json.dumps({"id": "a", "text": TEXT, "actors": GOLD})])
-    call_command("eval", str(path), "--json", "--limit", "1")
+    call_command("eval", str(path), "--json", "--limit", "1", "--engine", "offline")
     report = json.loads(capsys.readouterr().out)
     assert report["engine"] == "offline" and report["articles"] == 1
 

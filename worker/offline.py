@@ -921,7 +921,8 @@ def _subject_phrase(mention: Mention, sentence: str) -> str:
     if opened and breaks[-1].group() == "," and opened[0].lower() in _DETERMINERS and "of" in opened:
         # "X, the son of Y said ...": Y sits inside X's appositive; the verb is X's.
         return ""
-    after = _LEADING_ASIDE.sub("", sentence[mention.end:], count=1)
+    # "The Mountain Defence Front (MDF) said": the verb follows the closing parenthesis.
+    after = _LEADING_ASIDE.sub("", re.sub(r"^\)\s*", " ", sentence[mention.end:]), count=1)
     if after.lstrip().startswith(",") and _leading_descriptor(mention, sentence):
         # "The federation's president, Helen Marsh, announced ...": the comma closes the apposition.
         after = after.lstrip()[1:]
@@ -957,6 +958,9 @@ def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
     return f"{verb} {_short(target, 8)}" if verb and target else ""
 
 
+_ATTACHED_PHRASE = re.compile(r"\s+(?:in|at|of|from)\s+(?:the\s+)?(?:[A-ZÀ-Ý][\w'’.-]*(?:\s+|,\s*)){1,4}([a-z]+)\b")
+
+
 def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str, int]:
     """A short verb phrase with the actor as its subject, and the sentence that shows it.
 
@@ -965,7 +969,7 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     its role, so the digest never says "led by X" under X's name.
     """
     mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
-    subjects = [m for m in mentions if m.subject]
+    subjects = [m for m in mentions if m.subject or sentences[m.sentence][m.end:].startswith(")")]
     for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
         if phrase := _subject_phrase(mention, sentences[mention.sentence]):
             return phrase, mention.sentence
@@ -979,6 +983,13 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     for mention in mentions:
         if phrase := _passive_phrase(mention, sentences[mention.sentence], past):
             return phrase, mention.sentence
+    for mention in mentions:
+        # "The union in Valmora said ...", "Agnes Molnar of the Civic Alliance, said ...".
+        attached = _ATTACHED_PHRASE.match(sentences[mention.sentence][mention.end:])
+        if attached and _is_verb(attached.group(1).lower()):
+            words = _CLAUSE_BREAK.split(sentences[mention.sentence][mention.end + attached.start(1):], maxsplit=1)
+            if len(phrase := words[0].split()) >= 2:
+                return _short(phrase), mention.sentence
     for mention in mentions:
         # "the Municipality of Livorno asking religious schools to pay": a participle phrase is its action.
         words = _CLAUSE_BREAK.split(sentences[mention.sentence][mention.end:], maxsplit=1)[0].split()
@@ -1026,7 +1037,7 @@ def _salience(candidate: Candidate, sentence_count: int, speakers: frozenset[str
 _NER_ACTOR_LABELS = frozenset({"PERSON", "ORG", "GPE"})
 
 
-def _align(mention: Mention, sentence: str, entities: list[ner.Entity]) -> Mention | None:
+def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabulary: set[str]) -> Mention | None:
     """The rule mention cut to the model's entity span, or None when the model sees no name there.
 
     This is what removes "Yesterday" from "Yesterday Mohamed", "In" from "Mohamed In", and caption
@@ -1037,10 +1048,23 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity]) -> Menti
         return None
     entity = max(overlapping, key=lambda e: min(e.end, mention.end) - max(e.start, mention.start))
     if entity.label not in _NER_ACTOR_LABELS:
+        # A title or an introducing description ("The mayor, Agnes Molnar") outweighs the small
+        # model's guess that the name is a place.
+        if mention.titles or mention.described or _leading_descriptor(mention, sentence):
+            return mention
+        if entity.label in ("LOC", "FAC") and not mention.locative and len(mention.tokens) >= 2 \
+                and not any(t.lower() in _PLACE_CUES for t in mention.tokens):
+            # "The mayor, Agnes Molnar of ...": a two-word name nowhere used as a place.
+            return mention
         return None
     covers = entity.start <= mention.start and entity.end >= mention.end
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
+    outside = _TOKEN.findall(sentence[mention.start:start] + " " + sentence[end:mention.end])
+    if any(not _weak(w, vocabulary) for w in outside):
+        # The model cut a name short ("Solaris" of "Solaris Grid"): only ordinary words
+        # ("Yesterday", "In") are trimmed off a name the rules read.
+        start, end = min(start, mention.start), max(end, mention.end)
     titles = {t.lower() for t in mention.titles}
     tokens = [_strip_possessive(t)[0] for t in _TOKEN.findall(sentence[start:end])]
     while tokens and (tokens[0].lower() == "the" or tokens[0].lower() in titles):
@@ -1074,6 +1098,13 @@ def _answer(candidate: Candidate, sentences: list[str]) -> tuple[str, int]:
     return "", 0
 
 
+def _weak(word: str, vocabulary: set[str]) -> bool:
+    """A capitalised word that is no part of a name: a function word, a date word, a common word."""
+    lowered = word.lower().rstrip(".")
+    return lowered in _STOPWORDS or lowered in _CALENDAR or lowered in vocabulary or lowered in _TITLES \
+        or "'" in word or "’" in word
+
+
 def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool = True,
                    exclude: frozenset[str] | set[str] = frozenset(),
                    speakers: frozenset[str] | set[str] = frozenset()) -> list[KeyActor]:
@@ -1090,10 +1121,16 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     for k, i in enumerate(usable):
         for mention in _spans(sentences[i], i, lowercase_vocabulary):
             label = mention.start == 0 and sentences[i][mention.end:].startswith(":")
-            if label and fold(" ".join(mention.tokens)) in speakers | exclude:
+            folded = fold(" ".join(mention.tokens))
+            if label and folded in speakers | exclude:
                 # A speaker label is a name by the page's own layout, whatever the model makes of it.
                 mention.label = "PERSON"
-            elif found is not None and (mention := _align(mention, sentences[i], found[k])) is None:
+            elif found is not None and (folded in _countries() or mention.acronym):
+                # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
+                # than the small model, which misses some countries and splits such names.
+                mention.label = "GPE" if folded in _countries() else "ORG"
+            elif found is not None and (mention := _align(mention, sentences[i], found[k],
+                                                                      lowercase_vocabulary)) is None:
                 continue
             mention.tokens = _dedupe_repeats(mention.tokens)
             raw.setdefault(" ".join(mention.tokens), []).append(mention)
