@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.offline import ENGINE_VERSION, extract_actors, fold, split_sentences, summarize
+from worker import ner
+from worker.offline import ENGINE_VERSION, extract_actors, fold, split_sentences, strip_furniture, summarize
 from worker.schemas import ActorKind
+from worker.shorten import ends_badly, shorten
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 
@@ -306,3 +308,124 @@ def test_a_chamber_of_commerce_is_one_organisation():
 def test_the_acronym_us_is_not_mistaken_for_a_pronoun():
     text = "The US said it would send aid to the region. Officials in the US confirmed the shipment on Monday."
     assert "US" in actor_map(text)
+
+
+# --------------------------------------------------------------------------- reader-grade output (issue 16)
+
+AFGHAN_TITLE = ("After visa snags, all-girl Afghan team honored for 'courageous achievement' at international "
+                "robotics competition")
+
+
+def test_shorten_keeps_a_title_that_fits():
+    assert shorten("Port strike ends", 90) == "Port strike ends"
+
+
+def test_shorten_cuts_at_a_phrase_boundary_with_an_ellipsis():
+    assert shorten(AFGHAN_TITLE, 90) == "After visa snags, all-girl Afghan team honored for 'courageous achievement'…"
+
+
+def test_shorten_never_ends_on_a_function_word():
+    for limit in range(20, 100, 7):
+        assert not ends_badly(shorten(AFGHAN_TITLE, limit)), limit
+
+
+def test_shorten_never_cuts_inside_a_quotation():
+    title = 'Minister says "we will not back down from this fight over pensions whatever happens" in Paris'
+    for limit in range(20, len(title)):
+        cut = shorten(title, limit)
+        assert len(cut) <= limit and cut.count('"') % 2 == 0, cut
+
+
+def test_ends_badly_spots_a_dangling_preposition_and_an_open_quote():
+    assert ends_badly("Team honored for 'courageous achievement' at")
+    assert ends_badly('He said "we will win')
+    assert not ends_badly("Team honored for 'courageous achievement'…")
+
+
+CAPTIONED = """Friday, July 21, 2017
+
+A storm caused a crane to fall into the mosque, killing 107 people, the Civil Defense Authority said.
+
+pilgrims at the Grand Mosque in 2008.
+
+The Afghan team arrived late. Image: United States Navy.
+
+Director General Suleiman al-Amr said all the wounded had been taken to hospital.
+
+Sources
+
+"Crane collapse" — Example News, September 12, 2015"""
+
+
+def test_captions_credits_datelines_and_sources_are_stripped():
+    text, _, _ = strip_furniture(CAPTIONED)
+    assert "Image:" not in text and "pilgrims at" not in text
+    assert "July 21" not in text and "Example News" not in text
+    assert "Suleiman al-Amr said" in text
+
+
+def test_caption_credits_never_become_actors():
+    found = names(CAPTIONED)
+    assert not {"Image", "United States Navy"} & set(found)
+
+
+INTERVIEW = """Wikinews interviewed the biologist Nick Bos about ants.
+
+Wikinews: What first attracted you to ants?
+
+Nick Bos: Me and a studymate kept beetles, butterflies and ants during our studies.
+
+Wikinews: Do ants self-medicate?
+
+Nick Bos: Infected ants chose food laced with hydrogen peroxide, which healthy ants avoided."""
+
+
+def test_the_interviewer_is_not_an_actor_and_the_interviewee_is():
+    found = names(INTERVIEW)
+    assert "Nick Bos" in found
+    assert "Wikinews" not in found
+
+
+def test_questions_are_not_summary_sentences():
+    assert "?" not in summarize("Ants", INTERVIEW).summary
+
+
+def test_no_actor_gets_a_filler_action():
+    for actor in summarize("", FATHER_AND_SON + VARIANTS).key_actors:
+        assert len(actor.action.split()) >= 2 and not actor.action.startswith("is named")
+
+
+def test_why_it_matters_is_left_empty_without_consequences():
+    text = "Anna Berg opened a bakery on Main Street. She sells bread and cakes. Customers liked the rolls."
+    assert summarize("Bakery opens", text).why_it_matters == ""
+
+
+def test_why_it_matters_picks_the_sentence_about_consequences():
+    text = ("The council met on Monday to discuss the harbour and its ageing cranes. Members heard a long report "
+            "from the harbour master about the state of the quays. The chair thanked the staff for their patience. "
+            "Several residents spoke about noise from the night shifts. The meeting ran late into the evening. "
+            "The closure will cost 2,000 jobs and could raise prices by 5 percent next year.")
+    assert summarize("Harbour", text).why_it_matters.startswith("The closure will cost")
+
+
+def test_a_summary_never_ends_inside_an_open_quote():
+    text = ('"We are so interested because we find a big chance," team member Rodaba Noori told the press, "to show '
+            'that Afghan women can make robots too. The team won a silver medal on Tuesday. The contest ended.')
+    summary = summarize("Robots", text).summary
+    assert summary.count('"') % 2 == 0
+
+
+def test_the_model_trims_a_sentence_initial_word_off_a_name():
+    text = ("Yesterday Mohamed received VIP attention at the Google Science Fair. "
+            "Mohamed said he was grateful for the support he had received.")
+    assert "Yesterday Mohamed" not in names(text)
+
+
+def test_the_rules_alone_still_work_without_the_model(monkeypatch):
+    monkeypatch.setattr(ner, "pipeline", lambda: None)
+    found = names(FATHER_AND_SON)
+    assert "Rustam Karimov" in found and "Rustam Aziz Karimov" in found
+
+
+def test_the_model_is_loaded_once_per_process():
+    assert ner.pipeline() is ner.pipeline() is not None
