@@ -313,10 +313,11 @@ def strip_furniture(text: str) -> tuple[str, set[str], set[str]]:
         if speaker := _SPEAKER.match(paragraph):
             turns.setdefault(fold(speaker.group(1)), []).append(paragraph.rstrip().endswith("?"))
         kept.append(paragraph)
+    # Interviewees ask rhetorical questions too: the interviewer is the single most questioning voice,
+    # and on a tie the one who speaks first (dicts keep first-turn order).
     shares = {name: sum(asks) / len(asks) for name, asks in turns.items()}
-    # Interviewees ask rhetorical questions too: only the most questioning voice is the interviewer.
-    most = max(shares.values(), default=0)
-    interviewers = {name for name, share in shares.items() if share >= 0.5 and share == most}
+    asker = max(shares, key=lambda name: shares[name], default="")
+    interviewers = {asker} if asker and shares[asker] >= 0.5 else set()
     return "\n\n".join(kept), interviewers, set(turns) - interviewers
 
 
@@ -1101,7 +1102,8 @@ def _answer(candidate: Candidate, sentences: list[str]) -> tuple[str, int]:
 def _weak(word: str, vocabulary: set[str]) -> bool:
     """A capitalised word that is no part of a name: a function word, a date word, a common word."""
     lowered = word.lower().rstrip(".")
-    return lowered in _STOPWORDS or lowered in _CALENDAR or lowered in vocabulary or lowered in _TITLES \
+    return lowered in _STOPWORDS or lowered in _CALENDAR or lowered in vocabulary or lowered in _ROLE_NOUNS \
+        or lowered in ("attorney", "lawyer", "barrister", "reporter", "journalist") \
         or "'" in word or "’" in word
 
 
@@ -1125,7 +1127,8 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
             if label and folded in speakers | exclude:
                 # A speaker label is a name by the page's own layout, whatever the model makes of it.
                 mention.label = "PERSON"
-            elif found is not None and (folded in _countries() or mention.acronym):
+            elif found is not None and (folded in _countries()
+                                        or mention.acronym and mention.acronym == _initials(mention.tokens)):
                 # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
                 # than the small model, which misses some countries and splits such names.
                 mention.label = "GPE" if folded in _countries() else "ORG"
