@@ -188,7 +188,7 @@ def test_a_passive_agent_becomes_the_subject_of_the_action():
     text = ("Rebels held the pass on Monday. The Mountain Front, led by Daler Nazarov, said it would not retreat. "
             "Officials in the capital said talks were possible.")
     actors = {a.name: a for a in extract_actors(text)}
-    assert actors["Daler Nazarov"].action == "leads The Mountain Front"
+    assert actors["Daler Nazarov"].action == "leads the Mountain Front"
     assert "by Daler" not in actors["Daler Nazarov"].action
 
 

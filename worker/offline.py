@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
-from .shorten import shorten
+from .shorten import FUNCTION_WORDS, shorten
 
 ENGINE_VERSION = "offline-5"
 
@@ -956,6 +956,8 @@ def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
     if any(w.lower() in _AUXILIARIES | _VERBS | _PRONOUNS for w in target):
         # "her overall health and it is asserted by the Crown": the object is not a noun phrase.
         return ""
+    if target and target[0].lower() in _DETERMINERS:
+        target = [target[0].lower(), *target[1:]]  # "The plan was drafted by X" -> "drafted the plan"
     return f"{verb} {_short(target, 8)}" if verb and target else ""
 
 
@@ -1102,7 +1104,8 @@ def _answer(candidate: Candidate, sentences: list[str]) -> tuple[str, int]:
 def _weak(word: str, vocabulary: set[str]) -> bool:
     """A capitalised word that is no part of a name: a function word, a date word, a common word."""
     lowered = word.lower().rstrip(".")
-    return lowered in _STOPWORDS or lowered in _CALENDAR or lowered in vocabulary or lowered in _ROLE_NOUNS \
+    return lowered in _STOPWORDS or lowered in FUNCTION_WORDS or lowered in _CALENDAR or lowered in vocabulary \
+        or lowered in _ROLE_NOUNS \
         or lowered in ("attorney", "lawyer", "barrister", "reporter", "journalist") \
         or "'" in word or "’" in word
 
