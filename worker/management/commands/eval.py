@@ -44,6 +44,6 @@ class Command(BaseCommand):
                 group = [evaluate(part, engine) | {"set": Path(name).name, "split": split} for engine in engines]
                 reports.extend(group)
                 if not options["json"]:
-                    self.stdout.write(render_table(group, f"{Path(name).name} [{split}]: {len(part)} articles"))
+                    self.stdout.write(render_table(group, f"{Path(name).name}, {split} split: {len(part)} articles"))
         if options["json"]:
             self.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2, ensure_ascii=False))
