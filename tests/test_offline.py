@@ -1,5 +1,6 @@
 """The offline engine on small invented articles, and on the held-out Panjshir sample when present."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -429,3 +430,20 @@ def test_the_rules_alone_still_work_without_the_model(monkeypatch):
 
 def test_the_model_is_loaded_once_per_process():
     assert ner.pipeline() is ner.pipeline() is not None
+
+
+@pytest.mark.django_db
+def test_the_digest_subject_is_the_lead_story_cut_cleanly_plus_a_count():
+    from tests.support import summarized_article
+    from worker import schedule
+    from worker.models import Newsletter
+
+    newsletter = Newsletter.objects.create(name="Morning", slug="morning")
+    now = datetime.now(UTC)
+    summarized_article(None, "After visa snags, all-girl Afghan team honored for 'courageous achievement' at "
+                             "international robotics competition", published=now)
+    summarized_article(None, "Port strike ends", published=now - timedelta(days=1))
+    summarized_article(None, "Chess prodigy wins", published=now - timedelta(days=2))
+    subject = schedule.build_digest(newsletter).subject
+    assert subject.startswith("Morning: ") and subject.endswith("... and 2 more")
+    assert len(subject) <= 80 and not ends_badly(subject.removesuffix(" and 2 more"))

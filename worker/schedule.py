@@ -227,7 +227,9 @@ def build_digest(newsletter: Newsletter, *, period_end: datetime | None = None) 
         raise NothingToSend(f"no new summarized stories for {newsletter.slug}; no digest made")
     more = f" and {len(pairs) - 1} more" if len(pairs) > 1 else ""
     # An editor's subject line: the lead story, cut at a phrase boundary so the count stays visible.
-    lead = shorten(pairs[0][1].headline or pairs[0][0].title, max(30, 78 - len(newsletter.name) - len(more)))
+    # "..." rather than "…": Django folds a long non-ASCII subject into encoded words behind an empty
+    # first line, which some clients show with a leading space.
+    lead = shorten(pairs[0][1].headline or pairs[0][0].title, max(30, 78 - len(newsletter.name) - len(more)), "...")
     with transaction.atomic():
         digest = Digest.objects.create(
             newsletter=newsletter,

@@ -68,13 +68,13 @@ def _clean_end(words: list[str]) -> list[str]:
     return words
 
 
-def shorten(text: str, limit: int = 90) -> str:
-    """`text` if it fits in `limit` characters, else its longest phrase-bounded prefix plus "…"."""
+def shorten(text: str, limit: int = 90, ellipsis: str = ELLIPSIS) -> str:
+    """`text` if it fits in `limit` characters, else its longest phrase-bounded prefix plus the ellipsis."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     words = _WORD.findall(text)
-    budget = limit - len(ELLIPSIS)
+    budget = limit - len(ellipsis)
     best: list[str] = []
     fallback: list[str] = []
     for end in range(1, len(words)):
@@ -93,12 +93,12 @@ def shorten(text: str, limit: int = 90) -> str:
     chosen = best if best and len(" ".join(best)) >= budget // 2 else fallback or best
     if not chosen:
         # One giant word: cut it; nothing better exists.
-        return text[:budget].rstrip() + ELLIPSIS
-    return " ".join(chosen).rstrip(",;:") + ELLIPSIS
+        return text[:budget].rstrip() + ellipsis
+    return " ".join(chosen).rstrip(",;:") + ellipsis
 
 
 def ends_badly(headline: str) -> bool:
     """Whether a headline ends on a function word or inside an open quotation (for the eval checks)."""
-    words = headline.rstrip(ELLIPSIS + ".").split()
+    words = headline.rstrip(ELLIPSIS + ".").split()  # "..." too
     last = words[-1].lower().strip(_OPENING_QUOTES + _CLOSING_QUOTES + "',;:") if words else ""
     return last in FUNCTION_WORDS or _quote_depth(headline) > 0
