@@ -1,10 +1,12 @@
-"""Throughput of the offline engine on 800-word articles: the target is >= 50 articles/s on one core.
+"""Throughput and peak memory of the offline engine on ~800-word articles, with and without the NER model.
 
-Articles are stitched from the development set so the text has realistic names, quotes and
-boilerplate, instead of lorem ipsum that would flatter the actor extractor.
+Articles are stitched from the real-news evaluation set (Wikinews via GUM, CC BY 2.5) so the text
+has realistic names, quotes, captions and interview turns. The target is >= 30 articles/s per core
+with the NER model loaded. Usage: python bench/bench_offline.py [COUNT]  (default 100).
 """
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -12,14 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker import offline  # noqa: E402
+from worker import ner, offline  # noqa: E402
 
-DEV_SET = ROOT / "tests" / "data" / "eval" / "dev.jsonl"
+REAL_NEWS = ROOT / "tests" / "data" / "eval" / "real_news.jsonl"
 WORDS = 800
 
 
 def articles(count: int) -> list[tuple[str, str]]:
-    records = [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in REAL_NEWS.read_text(encoding="utf-8").splitlines() if line.strip()]
     result = []
     for i in range(count):
         paragraphs: list[str] = []
@@ -32,18 +34,31 @@ def articles(count: int) -> list[tuple[str, str]]:
     return result
 
 
-def main(count: int = 200) -> None:
-    batch = articles(count)
-    offline.summarize(*batch[0])  # warm the gazetteer cache outside the timing
+def measure(batch: list[tuple[str, str]], use_ner: bool) -> tuple[float, float]:
+    offline.summarize(*batch[0], use_ner=use_ner)  # warm caches (and load the model) outside the timing
     wall, cpu = time.perf_counter(), time.process_time()
     for title, text in batch:
-        offline.summarize(title, text)
+        offline.summarize(title, text, use_ner=use_ner)
     # CPU time is the per-core figure; wall time also counts whatever else shares the machine.
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return len(batch) / (time.process_time() - cpu), len(batch) / (time.perf_counter() - wall)
+
+
+def main(count: int = 100) -> None:
+    batch = articles(count)
     words = sum(len(text.split()) for _, text in batch) / len(batch)
-    print(f"{count} articles, {words:.0f} words each: {count / cpu:.1f} articles/s per core (CPU time), "
-          f"{count / wall:.1f} articles/s wall clock")
+    rules_cpu, rules_wall = measure(batch, use_ner=False)
+    rules_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{count} articles, {words:.0f} words each")
+    print(f"rules only: {rules_cpu:.1f} articles/s per core (CPU time), {rules_wall:.1f} wall; "
+          f"peak RSS {rules_rss:.0f} MiB")
+    if not ner.available():
+        print("NER model not installed: no NER figure")
+        return
+    ner_cpu, ner_wall = measure(batch, use_ner=True)
+    ner_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"with NER ({ner.MODEL}): {ner_cpu:.1f} articles/s per core (CPU time), {ner_wall:.1f} wall; "
+          f"peak RSS {ner_rss:.0f} MiB")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)

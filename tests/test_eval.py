@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 
 from worker.evaluation import (
     EvalDataError,
+    bigram_baseline,
     evaluate,
     evidence_is_verbatim,
     lead3,
@@ -134,7 +135,7 @@ def test_eval_command_prints_a_table_with_the_lead3_baseline(tmp_path, capsys):
 
 def test_eval_command_json_output_parses(tmp_path, capsys):
     path = write(tmp_path, [json.dumps({"id": "a", "text": TEXT, "actors": GOLD})])
-    call_command("eval", str(path), "--json", "--limit", "1")
+    call_command("eval", str(path), "--json", "--limit", "1", "--engine", "offline")
     report = json.loads(capsys.readouterr().out)
     assert report["engine"] == "offline" and report["articles"] == 1
 
@@ -143,3 +144,23 @@ def test_eval_command_names_the_bad_line(tmp_path):
     path = write(tmp_path, ["[]"])
     with pytest.raises(CommandError, match="line 1"):
         call_command("eval", str(path))
+
+
+def test_the_real_news_set_is_attributed_labelled_and_split():
+    records = load_dataset("tests/data/eval/real_news.jsonl")
+    assert len(records) >= 40
+    assert all(r["source_url"].startswith("https://en.wikinews.org/") and "CC BY 2.5" in r["licence"]
+               for r in records)
+    assert all(r.get("reference_summary") and r.get("actors") for r in records)
+    assert {r["split"] for r in records} == {"tune", "test"}
+
+
+def test_the_bigram_baseline_names_the_most_frequent_capitalised_pairs():
+    text = "Anna Berg met Carl Olsen. Anna Berg left. Anna Berg returned while Carl Olsen waited."
+    assert [a.name for a in bigram_baseline("t", text).key_actors] == ["Anna Berg", "Carl Olsen"]
+
+
+def test_a_summary_with_an_unclosed_quote_is_counted():
+    record = {"id": "a", "title": "t", "text": TEXT}
+    report = evaluate([record], "fake", lambda title, text: summary('He said "we will', []))
+    assert report["summaries_with_open_quote"] == 1

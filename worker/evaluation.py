@@ -5,9 +5,11 @@ Lead-3 is computed every time so a number is never read without the bar it has t
 
 import io
 import json
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from rich.table import Table
 from rouge_score import rouge_scorer
 
 from .offline import fold, is_content, split_sentences
-from .schemas import ArticleSummary
+from .schemas import ActorKind, ArticleSummary, KeyActor
+from .shorten import ends_badly, shorten
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 Engine = Callable[[str, str], ArticleSummary]
@@ -114,11 +117,27 @@ def evidence_is_verbatim(summary: ArticleSummary, text: str) -> bool:
     return all(" ".join(actor.evidence.split()) in normalised for actor in summary.key_actors)
 
 
+_CAPITALISED_PAIR = re.compile(r"\b([A-Z][\w'’.-]+) ([A-Z][\w'’.-]+)\b")
+
+
+def bigram_baseline(title: str, text: str) -> ArticleSummary:
+    """The naive peer: the five most frequent capitalised word pairs as actors, Lead-3 as the summary."""
+    counts = Counter(" ".join(pair) for pair in _CAPITALISED_PAIR.findall(text))
+    actors = [KeyActor(name=name, kind=ActorKind.OTHER, role="", action="", evidence="")
+              for name, _ in counts.most_common(5)]
+    return ArticleSummary(headline=shorten(title), summary=lead3(text), why_it_matters="", key_actors=actors, topics=[])
+
+
+ENGINES = ("offline", "offline-rules", "bigrams", "openai")
+
+
 def get_engine(name: str) -> Engine:
-    if name == "offline":
+    if name in ("offline", "offline-rules"):
         from . import offline
 
-        return offline.summarize
+        return partial(offline.summarize, use_ner=name == "offline")
+    if name == "bigrams":
+        return bigram_baseline
     if name == "openai":
         from . import llm
 
@@ -130,19 +149,34 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {kind: sum(r[kind] for r in rows) / len(rows) if rows else 0.0 for kind in ROUGE_TYPES}
 
 
+_JUNK_ACTION = re.compile(r"^is named\b|^is (?:mr|mrs|ms|dr|sir|president|minister)\.?$", re.IGNORECASE)
+
+
+def quotes_balanced(text: str) -> bool:
+    """Straight double quotes pair up and every curly opening quote is closed."""
+    return text.count('"') % 2 == 0 and text.count("“") == text.count("”")
+
+
 def evaluate(records: list[dict], engine: str = "offline", summarize: Engine | None = None) -> dict:
-    """Run the engine over every record and aggregate; actor scores are micro-averaged."""
+    """Run the engine over every record and aggregate; actor scores are micro-averaged.
+
+    Besides the scores, it counts what a reader notices: headlines ending on a function word or
+    inside a quotation, summaries with an unclosed quote, filler actions ("is named: ..."), and
+    how often "why it matters" is left empty rather than padded.
+    """
     summarize = summarize or get_engine(engine)
     engine_rouge, lead_rouge, articles = [], [], []
     totals = {"tp": 0, "fp": 0, "fn": 0, "not_actor_hits": 0}
-    verbatim = 0
+    verbatim = bad_headlines = open_quotes = filler_actions = empty_why = 0
     elapsed = 0.0
     for record in records:
         started = time.perf_counter()
         result = summarize(record.get("title", ""), record["text"])
         elapsed += time.perf_counter() - started
-        row: dict[str, Any] = {"id": record["id"], "summary": result.summary,
-                               "actors": [a.name for a in result.key_actors]}
+        row: dict[str, Any] = {"id": record["id"], "headline": result.headline, "summary": result.summary,
+                               "why_it_matters": result.why_it_matters,
+                               "actors": [a.name for a in result.key_actors],
+                               "actions": [a.action for a in result.key_actors]}
         if reference := record.get("reference_summary"):
             row["rouge"] = rouge_f1(result.summary, reference)
             engine_rouge.append(row["rouge"])
@@ -153,32 +187,62 @@ def evaluate(records: list[dict], engine: str = "offline", summarize: Engine | N
                 totals[key] += value
         row["evidence_verbatim"] = evidence_is_verbatim(result, record["text"])
         verbatim += row["evidence_verbatim"]
+        bad_headlines += ends_badly(result.headline)
+        open_quotes += not quotes_balanced(result.summary)
+        filler_actions += sum(bool(_JUNK_ACTION.search(a.action)) for a in result.key_actors)
+        empty_why += not result.why_it_matters
         articles.append(row)
+    count = len(records)
     return {
         "engine": engine,
-        "articles": len(records),
+        "articles": count,
         "rouge": {"engine": _mean(engine_rouge), "lead3": _mean(lead_rouge)},
         "actors": {**precision_recall_f1(totals["tp"], totals["fp"], totals["fn"]), **totals},
-        "evidence_verbatim_share": verbatim / len(records) if records else 0.0,
-        "articles_per_second": len(records) / elapsed if elapsed else 0.0,
+        "evidence_verbatim_share": verbatim / count if count else 0.0,
+        "headlines_ending_badly": bad_headlines,
+        "summaries_with_open_quote": open_quotes,
+        "filler_actions": filler_actions,
+        "why_it_matters_empty_share": empty_why / count if count else 0.0,
+        "articles_per_second": count / elapsed if elapsed else 0.0,
         "per_article": articles,
     }
 
 
-def render_table(report: dict) -> str:
-    table = Table(title=f"newsdigest eval: {report['engine']} on {report['articles']} articles")
+def splits(records: list[dict]) -> dict[str, list[dict]]:
+    """The tune and test parts of a set that has them, else the whole set as "all"."""
+    named = sorted({r["split"] for r in records if r.get("split")})
+    if not named:
+        return {"all": records}
+    return {name: [r for r in records if r.get("split") == name] for name in named}
+
+
+def render_table(reports: dict | list[dict], title: str = "") -> str:
+    """One column per engine, plus Lead-3 (the same for every engine, so taken from the first)."""
+    reports = [reports] if isinstance(reports, dict) else reports
+    first = reports[0]
+    table = Table(title=title or f"newsdigest eval: {first['articles']} articles")
     table.add_column("metric")
-    table.add_column(report["engine"], justify="right")
+    for report in reports:
+        table.add_column(report["engine"], justify="right")
     table.add_column("lead-3", justify="right")
+
+    def row(label: str, cell: Callable[[dict], str], lead: str = "") -> None:
+        table.add_row(label, *(cell(r) for r in reports), lead)
+
     for kind in ROUGE_TYPES:
-        table.add_row(f"{kind} F1", f"{report['rouge']['engine'][kind]:.3f}", f"{report['rouge']['lead3'][kind]:.3f}")
-    actors = report["actors"]
+        row(f"{kind} F1", lambda r, k=kind: f"{r['rouge']['engine'][k]:.3f}", f"{first['rouge']['lead3'][kind]:.3f}")
+    lead_l = first["rouge"]["lead3"]["rougeL"] or 1
+    row("rougeL / lead-3", lambda r: f"{r['rouge']['engine']['rougeL'] / lead_l:.2f}x")
     for key in ("precision", "recall", "f1"):
-        table.add_row(f"actor {key}", f"{actors[key]:.3f}", "")
-    table.add_row("actor tp / fp / fn", f"{actors['tp']} / {actors['fp']} / {actors['fn']}", "")
-    table.add_row("not_actor hits", str(actors["not_actor_hits"]), "")
-    table.add_row("evidence verbatim", f"{report['evidence_verbatim_share']:.0%}", "")
-    table.add_row("articles/s", f"{report['articles_per_second']:.1f}", "")
-    console = Console(file=io.StringIO(), width=100, record=True)
+        row(f"actor {key}", lambda r, k=key: f"{r['actors'][k]:.3f}")
+    row("actor tp / fp / fn", lambda r: f"{r['actors']['tp']} / {r['actors']['fp']} / {r['actors']['fn']}")
+    row("not_actor hits", lambda r: str(r["actors"]["not_actor_hits"]))
+    row("filler actions", lambda r: str(r["filler_actions"]))
+    row("headlines ending badly", lambda r: str(r["headlines_ending_badly"]))
+    row("summaries with open quote", lambda r: str(r["summaries_with_open_quote"]))
+    row("why it matters empty", lambda r: f"{r['why_it_matters_empty_share']:.0%}")
+    row("evidence verbatim", lambda r: f"{r['evidence_verbatim_share']:.0%}")
+    row("articles/s", lambda r: f"{r['articles_per_second']:.1f}")
+    console = Console(file=io.StringIO(), width=120, record=True)
     console.print(table)
     return console.export_text()

@@ -25,6 +25,7 @@ from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from . import audit, interest
 from .models import Article, Digest, DigestItem, Newsletter, transition
+from .shorten import shorten
 
 log = logging.getLogger("newsdigest.schedule")
 
@@ -228,8 +229,11 @@ def build_digest(newsletter: Newsletter, *, period_end: datetime | None = None) 
     pairs = [(a, s) for a, s in pairs if s is not None]
     if not pairs:
         raise NothingToSend(f"no new summarized stories for {newsletter.slug}; no digest made")
-    lead = pairs[0][1].headline or pairs[0][0].title
-    more = f" (+{len(pairs) - 1} more)" if len(pairs) > 1 else ""
+    more = f" and {len(pairs) - 1} more" if len(pairs) > 1 else ""
+    # An editor's subject line: the lead story, cut at a phrase boundary so the count stays visible.
+    # "..." rather than "…": Django folds a long non-ASCII subject into encoded words behind an empty
+    # first line, which some clients show with a leading space.
+    lead = shorten(pairs[0][1].headline or pairs[0][0].title, max(30, 78 - len(newsletter.name) - len(more)), "...")
     with transaction.atomic():
         digest = Digest.objects.create(
             newsletter=newsletter,
