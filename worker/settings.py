@@ -367,7 +367,7 @@ NEWSDIGEST_TRACKING_ESP = os.environ.get(
 # --- Ingestion -------------------------------------------------------------
 NEWSDIGEST_NEAR_DUP_THRESHOLD = env_float("NEWSDIGEST_NEAR_DUP_THRESHOLD", 0.7)
 NEWSDIGEST_FETCH_TIMEOUT = env_float("NEWSDIGEST_FETCH_TIMEOUT", 15.0)
-NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 1024 * 1024)
+NEWSDIGEST_FETCH_MAX_BYTES = env_int("NEWSDIGEST_FETCH_MAX_BYTES", 5 * 1024 * 1024)
 # Hosts/networks the SSRF guard lets through (tests name their local server here).
 NEWSDIGEST_FETCH_ALLOW = env_list("NEWSDIGEST_FETCH_ALLOW")
 # Longer cleaned texts are refused (an LLM summary of a book helps nobody).
