@@ -298,20 +298,21 @@ def _unsupported_numbers(summary: ArticleSummary, article: Article) -> list[str]
     return sorted({n for n in _NUMBER.findall(text) if _plain_number(n) not in article.numbers})
 
 
-def _shorten(summary: str) -> str:
+def _shorten(summary: str, max_words: int = MAX_SUMMARY_WORDS) -> str:
     """Whole sentences up to the word limit; a single overlong sentence is cut at the limit."""
     kept: list[str] = []
     for sentence in split_sentences(summary):
-        if len(" ".join([*kept, sentence]).split()) > MAX_SUMMARY_WORDS:
+        if len(" ".join([*kept, sentence]).split()) > max_words:
             break
         kept.append(sentence)
     if kept:
         return " ".join(kept)
-    return " ".join(summary.split()[:MAX_SUMMARY_WORDS]) + "…"
+    return " ".join(summary.split()[:max_words]) + "…"
 
 
-def ground(summary: ArticleSummary, text: str) -> Grounded:
-    """Check `summary` against the article `text`; return what survives plus what a repair could fix."""
+def ground(summary: ArticleSummary, text: str, max_words: int = MAX_SUMMARY_WORDS) -> Grounded:
+    """Check `summary` against the article `text`; return what survives plus what a repair could fix.
+    `max_words` is the newsletter's summary length."""
     article = Article(text)
     actors, flags, problems = _resolve_actors(summary.key_actors, article)
     if len(actors) > MAX_ACTORS:
@@ -322,10 +323,10 @@ def ground(summary: ArticleSummary, text: str) -> Grounded:
         problems.append(f"numbers not in the article: {', '.join(numbers)}")
         flags.append(f"numbers not found in the article: {', '.join(numbers)}")
     text_summary = summary.summary
-    if len(text_summary.split()) > MAX_SUMMARY_WORDS:
-        problems.append(f"summary has {len(text_summary.split())} words; the limit is {MAX_SUMMARY_WORDS}")
-        text_summary = _shorten(text_summary)
-        flags.append(f"summary shortened to {MAX_SUMMARY_WORDS} words")
+    if len(text_summary.split()) > max_words:
+        problems.append(f"summary has {len(text_summary.split())} words; the limit is {max_words}")
+        text_summary = _shorten(text_summary, max_words)
+        flags.append(f"summary shortened to {max_words} words")
     all_flags = list(dict.fromkeys([*summary.flags, *flags]))
     grounded = summary.model_copy(update={
         "key_actors": actors, "summary": text_summary, "topics": summary.topics[:MAX_TOPICS], "flags": all_flags,

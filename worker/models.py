@@ -6,6 +6,7 @@ this worker won, so redelivered tasks and double triggers are harmless.
 
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now
 
@@ -90,11 +91,14 @@ class Article(models.Model):
     title = models.CharField(max_length=500)
     author = models.CharField(max_length=300, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    language = models.CharField(max_length=16, blank=True)
+    language = models.CharField(max_length=16, blank=True, help_text="ISO 639-1; detected at summarize time if blank")
     text = models.TextField()
     content_hash = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, db_index=True)
     last_error = models.TextField(blank=True)
+    # LLM tokens spent on attempts that produced no summary (a failed article still costs money).
+    failed_prompt_tokens = models.PositiveIntegerField(default=0)
+    failed_completion_tokens = models.PositiveIntegerField(default=0)
     # MinHash signature (near-duplicate detection); its LSH buckets live in LshBucket.
     minhash = models.BinaryField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
@@ -156,6 +160,19 @@ class Summary(models.Model):
         return f"{self.engine}: {self.headline or self.article.title}"
 
 
+def validate_language_code(code: str) -> None:
+    import pycountry
+
+    if code and pycountry.languages.get(alpha_2=code) is None:
+        raise ValidationError(f"{code!r} is not an ISO 639-1 language code (e.g. en, fr, de)")
+
+
+class SummaryLength(models.TextChoices):
+    SHORT = "short", "short (1-2 sentences)"
+    STANDARD = "standard", "standard (2-4 sentences)"
+    LONG = "long", "long (4-6 sentences)"
+
+
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
         DAILY = "daily"
@@ -192,6 +209,14 @@ class Newsletter(models.Model):
     # accent colour, fonts, logo URL; see templates/email/digest.mjml
     theme = models.JSONField(default=dict, blank=True)
     public_archive = models.BooleanField(default=True)
+    # The voice of its summaries (worker/voice.py); part of the summary cache key.
+    summary_language = models.CharField(
+        max_length=8, blank=True, validators=[validate_language_code],
+        help_text="ISO 639-1 code (en, fr, de ...) the summaries are written in; blank = each article's own")
+    summary_length = models.CharField(max_length=10, choices=SummaryLength.choices, default=SummaryLength.STANDARD)
+    summary_tone = models.CharField(max_length=200, blank=True, help_text="e.g. 'plain and warm'; blank = neutral")
+    summary_instructions = models.TextField(
+        blank=True, max_length=2000, help_text="extra editorial instructions given to the model with every article")
     created_at = models.DateTimeField(default=now)
 
     def __str__(self) -> str:
