@@ -98,10 +98,11 @@ def summarize_article(article_id: int, engine: str | None = None, force: bool = 
         result = result.model_copy(update={"flags": [*result.flags, *offline_language_flags(language, voice)]})
         fields = {"prompt_tokens": 0, "completion_tokens": 0, "trimmed": False, "cost_usd": Decimal(0)}
     else:
-        with summary_lock(key) as won:
-            if not won:  # another worker asked the model for this very summary meanwhile
+        with summary_lock(key):
+            # The worker we may have waited for has stored this very summary: no second payment.
+            if not force and (theirs := Summary.objects.filter(**key).first()) is not None:
                 _mark_summarized(article)
-                return Summary.objects.get(**key)
+                return theirs
             try:
                 answer = llm.summarize(article.title, article.text, model=model, language=language, voice=voice)
             except llm.LLMError as exc:
@@ -133,27 +134,23 @@ def summarize_article(article_id: int, engine: str | None = None, force: bool = 
 
 
 @contextmanager
-def summary_lock(key: dict) -> Iterator[bool]:
-    """Hold the (article text, engine, model, prompt) lock while the model is asked. Yields True
-    when this worker holds it, False when the holder it waited for stored the summary meanwhile.
-    Without Redis (the embedded default, one process) there is nobody to race."""
+def summary_lock(key: dict) -> Iterator[None]:
+    """Hold the (article text, engine, model, prompt) lock while the model is asked, waiting for
+    another holder first. Without Redis (the embedded default, one process) nobody races."""
     client = ratelimit.redis_client()
     if client is None:
-        yield True
+        yield
         return
     name = "newsdigest:summarize:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
     token = uuid.uuid4().hex
     ttl = settings.NEWSDIGEST_SUMMARIZE_LOCK_SECONDS
     deadline = time.monotonic() + ttl
     while not client.set(name, token, nx=True, ex=ttl):
-        if Summary.objects.filter(**key).exists():
-            yield False
-            return
         if time.monotonic() > deadline:
             raise llm.LLMTransientError("another worker is still summarizing this article")
         time.sleep(0.2)
     try:
-        yield True
+        yield
     finally:
         _release(client, name, token)
 
