@@ -18,6 +18,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import audit, deliver, llm, ops, schedule, summarize
 from . import render as email_render
-from .models import Delivery, Digest, DigestItem, Newsletter
+from .models import Delivery, Digest, DigestItem, Newsletter, Regeneration, transition
 
 EDIT = "worker.change_digest"
 APPROVE = "worker.approve_digest"
@@ -96,6 +97,9 @@ def actors_from_lines(lines: str, current: list[dict]) -> list[dict]:
 def draft(request: HttpRequest, pk: int) -> HttpResponse:
     digest = get_object_or_404(Digest.objects.select_related("newsletter", "approved_by"), pk=pk)
     items = list(digest.items.select_related("article__source", "summary"))
+    latest = {}  # item -> its latest regeneration, to show progress or the failure
+    for job in Regeneration.objects.filter(item__digest=digest).order_by("created_at", "pk"):
+        latest[job.item_id] = job
     stories = []
     for item in items:
         evidence = [a.get("evidence", "") for a in (item.summary.key_actors if item.summary else [])]
@@ -105,10 +109,13 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
             "actors_lines": actors_as_lines(item.key_actors),
             "source_text": highlight(item.article.text, evidence),
             "evidence_count": sum(1 for q in evidence if q and q in item.article.text),
+            "regeneration": latest.get(item.pk),
         })
     text = email_render.for_archive(email_render.ensure_rendered(digest)).text
+    pending = any(s["regeneration"] and s["regeneration"].status in ("queued", "running") for s in stories)
     return render(request, "pages/desk/draft.html", {
-        "digest": digest, "stories": stories, "text": text, "editable": digest.status == Digest.Status.DRAFT,
+        "digest": digest, "stories": stories, "regenerating": pending, "text": text,
+        "editable": digest.status == Digest.Status.DRAFT,
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
         "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
     })
@@ -236,24 +243,61 @@ def remove_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_POST
 @_editor
 def regenerate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    """A fresh LLM summary for the story's article; the editor's text overrides are dropped with the old one."""
+    """Queue a fresh summary for the story's article: a worker asks the model, the page shows the
+    progress (no web request ever waits on a model). One regeneration per story at a time."""
+    from . import tasks
+
     item = get_object_or_404(DigestItem, pk=item_pk, digest_id=pk)
     if Digest.objects.filter(pk=pk).values_list("status", flat=True).first() != Digest.Status.DRAFT:
         messages.error(request, f"digest {pk} is no longer a draft; only a draft can be edited")
         return redirect("desk-draft", pk=pk)
+    with transaction.atomic():
+        pending = Regeneration.Status.QUEUED, Regeneration.Status.RUNNING
+        if item.regenerations.filter(status__in=pending).exists():
+            messages.info(request, "a regeneration of this story is already under way")
+        else:
+            job = Regeneration.objects.create(item=item, requested_by=request.user)
+            audit.record(pk, request.user, "requested a new summary", item=item.pk, regeneration=job.pk)
+            tasks.enqueue_after_commit(tasks.regenerate_summary, job.pk)
+            messages.success(request, "regenerating the summary: this page shows when it is done")
+    return redirect(reverse("desk-draft", args=[pk]) + f"#story-{item.pk}")
+
+
+@require_GET
+@_editor
+def regeneration_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the draft page polls while a worker regenerates: each unfinished or failed job's state."""
+    jobs = Regeneration.objects.filter(item__digest_id=pk).order_by("created_at", "pk")
+    latest = {job.item_id: {"status": job.status, "error": job.error} for job in jobs}
+    pending = any(j["status"] in (Regeneration.Status.QUEUED, Regeneration.Status.RUNNING) for j in latest.values())
+    return JsonResponse({"pending": pending, "items": {str(k): v for k, v in latest.items()}})
+
+
+def run_regeneration(regeneration_id: int) -> Regeneration:
+    """The worker's half of "Regenerate": summarize again (force), then put the fresh summary on
+    the story (dropping the editor's overrides of the old one), if the digest is still a draft."""
+    job = Regeneration.objects.select_related("item").get(pk=regeneration_id)
+    if not transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.QUEUED,
+                      to_status=Regeneration.Status.RUNNING):
+        return job  # a redelivered task: another worker has it
     try:
-        # Outside the digest lock: the LLM call may take a minute.
-        fresh = summarize.summarize_article(item.article_id, force=True)
-    except llm.LLMError as exc:
-        messages.error(request, f"the summary could not be regenerated: {exc}")
-        return redirect("desk-draft", pk=pk)
-
-    def apply(digest: Digest) -> dict:
-        DigestItem.objects.filter(pk=item_pk, digest=digest).update(
-            summary=fresh, headline_override="", summary_override="", why_override="", actors_override=None)
-        return {"item": item_pk, "summary": fresh.pk, "engine": fresh.engine}
-
-    return _change(request, pk, "regenerated summary", apply)
+        fresh = summarize.summarize_article(job.item.article_id, force=True)
+        with transaction.atomic():
+            digest = Digest.objects.select_for_update().get(pk=job.item.digest_id)
+            if digest.status != Digest.Status.DRAFT:
+                raise NotEditable(f"digest {digest.pk} is {digest.status}; only a draft can be edited")
+            DigestItem.objects.filter(pk=job.item_id).update(
+                summary=fresh, headline_override="", summary_override="", why_override="", actors_override=None)
+            Digest.objects.filter(pk=digest.pk).update(rendered_at=None)
+            audit.record(digest.pk, job.requested_by, "regenerated summary", item=job.item_id, summary=fresh.pk,
+                         engine=fresh.engine)
+            transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
+                       to_status=Regeneration.Status.DONE, finished_at=timezone.now())
+    except (llm.LLMError, NotEditable) as exc:
+        transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
+                   to_status=Regeneration.Status.FAILED, error=str(exc), finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
 
 
 @require_POST
@@ -416,6 +460,7 @@ urlpatterns = [
     path("desk/digests/<int:pk>/items/<int:item_pk>/move", move_item, name="desk-item-move"),
     path("desk/digests/<int:pk>/items/<int:item_pk>/remove", remove_item, name="desk-item-remove"),
     path("desk/digests/<int:pk>/items/<int:item_pk>/regenerate", regenerate_item, name="desk-item-regenerate"),
+    path("desk/digests/<int:pk>/regenerations", regeneration_status, name="desk-regenerations"),
     path("desk/ops/", console, name="ops"),
     path("desk/ops/digests/<int:pk>/", console_digest, name="ops-digest"),
     path("desk/ops/digests/<int:pk>/status.json", console_status, name="ops-status"),

@@ -353,6 +353,28 @@ class DigestItem(models.Model):
         return self.summary.key_actors if self.summary else []
 
 
+class Regeneration(models.Model):
+    """An editor's "Regenerate summary" on one story, done by a worker (never in a web request).
+
+    queued --worker starts--> running --summary stored--> done
+                                  +--LLM failed / not a draft any more--> failed
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    item = models.ForeignKey(DigestItem, on_delete=models.CASCADE, related_name="regenerations")
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+
 class Delivery(models.Model):
     """One digest to one subscriber, at most once.
 
