@@ -25,7 +25,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, deliver, llm, ops, schedule, summarize
+from . import audit, deliver, grounding, llm, ops, schedule, summarize
 from . import render as email_render
 from .models import Delivery, Digest, DigestItem, Newsletter, Regeneration, transition
 
@@ -105,7 +105,7 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
         evidence = [a.get("evidence", "") for a in (item.summary.key_actors if item.summary else [])]
         stories.append({
             "item": item,
-            "flags": item.summary.flags if item.summary else ["no summary"],
+            "flags": [*(item.summary.flags if item.summary else ["no summary"]), *editor_flags(item)],
             "actors_lines": actors_as_lines(item.key_actors),
             "source_text": highlight(item.article.text, evidence),
             "evidence_count": sum(1 for q in evidence if q and q in item.article.text),
@@ -119,6 +119,12 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
         "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
     })
+
+
+def editor_flags(item: DigestItem) -> list[str]:
+    """The editor's overrides are grounded like a model's answer: names and numbers the article lacks."""
+    written = " ".join(filter(None, (item.headline_override, item.summary_override, item.why_override)))
+    return grounding.editor_text_flags(written, f"{item.article.title}\n\n{item.article.text}")
 
 
 @require_GET

@@ -377,3 +377,35 @@ def ground(summary: ArticleSummary, text: str, max_words: int = MAX_SUMMARY_WORD
         "key_actors": actors, "summary": text_summary, "topics": summary.topics[:MAX_TOPICS], "flags": all_flags,
     })
     return Grounded(grounded, problems)
+
+
+# --------------------------------------------------------------------------- the editor's own text
+
+_NAME_RUN = re.compile(
+    r"[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|(?:bin|ibn|al|de|del|van|von|der|la|le)\b"
+    r"(?=(?:\s+(?:bin|ibn|al|de|del|van|von|der|la|le)\b)*\s+[A-Z])))*")
+_CALENDAR = frozenset("""monday tuesday wednesday thursday friday saturday sunday january february march april
+    may june july august september october november december""".split())
+
+
+def editor_text_flags(text: str, article_text: str) -> list[str]:
+    """What an editor's rewrite says that the article does not: names (capitalised runs, with
+    titles and sentence openers set aside) and numbers. Shown in the desk, like an engine's flags."""
+    if not text.strip():
+        return []
+    article = Article(article_text)
+    flags: list[str] = []
+    for sentence in split_sentences(text):
+        for match in _NAME_RUN.finditer(sentence):
+            words = match.group().rstrip(".").split()
+            while words and fold(words[0]) in _SENTENCE_OPENERS | _TITLES | _CALENDAR:
+                words = words[1:]
+            if not words or (match.start() == 0 and len(words) == 1 and words[0] == match.group().split()[0]):
+                continue  # a capitalised word opening a sentence is not yet a name
+            name = " ".join(words)
+            if article.find_name(name) is None:
+                flags.append(f"editor's text names '{name}', who is not in the article")
+    numbers = sorted({n for n in _NUMBER.findall(text) if _plain_number(n) not in article.numbers})
+    if numbers:
+        flags.append(f"editor's text has numbers not in the article: {', '.join(numbers)}")
+    return list(dict.fromkeys(flags))
