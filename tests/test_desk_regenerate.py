@@ -60,3 +60,19 @@ def test_a_digest_approved_meanwhile_is_not_changed_by_the_worker(editor, digest
     item.refresh_from_db()
     assert job.status == Regeneration.Status.FAILED and "only a draft" in job.error
     assert item.summary_id == before
+
+
+def test_the_editor_sets_the_newsletters_voice_from_the_desk(editor, digest):  # noqa: F811
+    post(editor, "desk-voice", digest.pk, summary_language="fr", summary_length="short", summary_tone="warm",
+         summary_instructions="Spell out acronyms.")
+    digest.newsletter.refresh_from_db()
+    voice = digest.newsletter
+    assert (voice.summary_language, voice.summary_length, voice.summary_tone) == ("fr", "short", "warm")
+
+
+def test_an_unknown_language_code_is_refused_with_the_reason(editor, digest):  # noqa: F811
+    response = post(editor, "desk-voice", digest.pk, summary_language="xx", summary_length="standard")
+    digest.newsletter.refresh_from_db()
+    assert digest.newsletter.summary_language == ""
+    page = editor.get(response.url).content.decode()
+    assert "is not an ISO 639-1 language code" in page

@@ -9,6 +9,7 @@ and the next send show exactly what was edited.
 import re
 from functools import wraps
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, permission_required
@@ -115,6 +116,7 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
     pending = any(s["regeneration"] and s["regeneration"].status in ("queued", "running") for s in stories)
     return render(request, "pages/desk/draft.html", {
         "digest": digest, "stories": stories, "regenerating": pending, "text": text,
+        "voice_form": VoiceForm(instance=digest.newsletter),
         "editable": digest.status == Digest.Status.DRAFT,
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
         "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
@@ -277,6 +279,28 @@ def regeneration_status(request: HttpRequest, pk: int) -> JsonResponse:
     latest = {job.item_id: {"status": job.status, "error": job.error} for job in jobs}
     pending = any(j["status"] in (Regeneration.Status.QUEUED, Regeneration.Status.RUNNING) for j in latest.values())
     return JsonResponse({"pending": pending, "items": {str(k): v for k, v in latest.items()}})
+
+
+class VoiceForm(forms.ModelForm):
+    class Meta:
+        model = Newsletter
+        fields = ["summary_language", "summary_length", "summary_tone", "summary_instructions"]
+
+
+@require_POST
+@_editor
+def edit_voice(request: HttpRequest, pk: int) -> HttpResponse:
+    """The newsletter's voice, from a draft of it; it applies to summaries written from now on
+    (part of the cache key, so "Regenerate" rewrites a story in the new voice)."""
+    digest = get_object_or_404(Digest.objects.select_related("newsletter"), pk=pk)
+    form = VoiceForm(request.POST, instance=digest.newsletter)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        form.save()
+        audit.record(pk, request.user, "edited newsletter voice", fields=form.changed_data)
+        messages.success(request, "voice saved: new and regenerated summaries use it")
+    return redirect(reverse("desk-draft", args=[pk]) + "#voice")
 
 
 def run_regeneration(regeneration_id: int) -> Regeneration:
@@ -467,6 +491,7 @@ urlpatterns = [
     path("desk/digests/<int:pk>/items/<int:item_pk>/remove", remove_item, name="desk-item-remove"),
     path("desk/digests/<int:pk>/items/<int:item_pk>/regenerate", regenerate_item, name="desk-item-regenerate"),
     path("desk/digests/<int:pk>/regenerations", regeneration_status, name="desk-regenerations"),
+    path("desk/digests/<int:pk>/voice", edit_voice, name="desk-voice"),
     path("desk/ops/", console, name="ops"),
     path("desk/ops/digests/<int:pk>/", console_digest, name="ops-digest"),
     path("desk/ops/digests/<int:pk>/status.json", console_status, name="ops-status"),
