@@ -10,6 +10,7 @@ from .models import (
     IngestRejection,
     LshBucket,
     Newsletter,
+    Regeneration,
     Source,
     Story,
     Subscriber,
@@ -173,3 +174,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # the trail is append-only
+
+
+@admin.register(Regeneration)
+class RegenerationAdmin(admin.ModelAdmin):
+    """The desk's "Regenerate summary" jobs (worker/desk.py), to see what failed and why."""
+
+    list_display = ["created_at", "item", "requested_by", "status", "error"]
+    list_filter = ["status"]
+    raw_id_fields = ["item"]
