@@ -159,11 +159,13 @@ def test_removing_a_story_takes_it_out_of_the_email(editor, digest):
     assert AuditEntry.objects.get(digest=digest, action="removed story").detail["story"] == gone.headline
 
 
-def test_regenerating_a_story_gives_it_a_fresh_summary_and_drops_overrides(editor, digest):
+def test_regenerating_a_story_gives_it_a_fresh_summary_and_drops_overrides(editor, digest,
+                                                                          django_capture_on_commit_callbacks):
     item = items(digest)[0]
     seed_summary = item.summary_id
     DigestItem.objects.filter(pk=item.pk).update(summary_override="An editor's text.")
-    post(editor, "desk-item-regenerate", digest.pk, item.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly once the request commits
+        post(editor, "desk-item-regenerate", digest.pk, item.pk)
     item.refresh_from_db()
     assert item.summary_id != seed_summary
     assert item.summary.engine == "offline" and item.summary.model  # the offline engine's version, not the seed's

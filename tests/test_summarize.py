@@ -101,7 +101,7 @@ def test_cli_json_prints_the_fixed_shape(fake_openai):
     [item] = json.loads(out.getvalue())
     assert set(item) == {"article_id", "title", "headline", "summary", "why_it_matters", "key_actors", "topics",
                          "flags", "engine", "model", "prompt_version", "tokens"}
-    assert (item["article_id"], item["engine"], item["prompt_version"]) == (article.pk, "openai", "v2")
+    assert (item["article_id"], item["engine"], item["prompt_version"]) == (article.pk, "openai", llm.PROMPT_VERSION)
     assert item["tokens"] == {"prompt": 100, "completion": 50}
 
 

@@ -25,6 +25,7 @@ from .models import (
     Newsletter,
     PendingClick,
     ReaderClick,
+    Regeneration,
     Source,
     Story,
     StoryRank,
@@ -396,4 +397,13 @@ class PendingClickAdmin(ReadOnlyAdmin):
 @admin.register(StoryRank)
 class StoryRankAdmin(ReadOnlyAdmin):
     list_display = ["item", "score", "detail"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(Regeneration)
+class RegenerationAdmin(admin.ModelAdmin):
+    """The desk's "Regenerate summary" jobs (worker/desk.py), to see what failed and why."""
+
+    list_display = ["created_at", "item", "requested_by", "status", "error"]
+    list_filter = ["status"]
     raw_id_fields = ["item"]

@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -28,9 +29,19 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, bounces, clicks, deliver, llm, ops, schedule, summarize
+from . import audit, bounces, clicks, deliver, grounding, llm, ops, schedule, summarize
 from . import render as email_render
-from .models import ApiToken, Delivery, Digest, DigestItem, Newsletter, StoryRank, hash_token
+from .models import (
+    ApiToken,
+    Delivery,
+    Digest,
+    DigestItem,
+    Newsletter,
+    Regeneration,
+    StoryRank,
+    hash_token,
+    transition,
+)
 
 EDIT = "worker.change_digest"
 APPROVE = "worker.approve_digest"
@@ -101,24 +112,37 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
     items = list(digest.items.select_related("article__source", "summary"))
     signals = clicks.item_stats(digest)
     ranks = dict(StoryRank.objects.filter(item__digest=digest).values_list("item_id", "detail"))
+    latest = {}  # item -> its latest regeneration, to show progress or the failure
+    for job in Regeneration.objects.filter(item__digest=digest).order_by("created_at", "pk"):
+        latest[job.item_id] = job
     stories = []
     for item in items:
         evidence = [a.get("evidence", "") for a in (item.summary.key_actors if item.summary else [])]
         stories.append({
             "item": item,
-            "flags": item.summary.flags if item.summary else ["no summary"],
+            "flags": [*(item.summary.flags if item.summary else ["no summary"]), *editor_flags(item)],
             "actors_lines": actors_as_lines(item.key_actors),
             "source_text": highlight(item.article.text, evidence),
             "evidence_count": sum(1 for q in evidence if q and q in item.article.text),
             "clicks": signals.get(item.pk), "rank": ranks.get(item.pk),
+            "regeneration": latest.get(item.pk),
         })
     text = email_render.for_archive(email_render.ensure_rendered(digest)).text
+    pending = any(s["regeneration"] and s["regeneration"].status in ("queued", "running") for s in stories)
     return render(request, "pages/desk/draft.html", {
-        "digest": digest, "stories": stories, "text": text, "editable": digest.status == Digest.Status.DRAFT,
+        "digest": digest, "stories": stories, "regenerating": pending, "text": text,
+        "voice_form": VoiceForm(instance=digest.newsletter),
+        "editable": digest.status == Digest.Status.DRAFT,
         "sent": digest.status in clicks.COUNTED_STATES,
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
         "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
     })
+
+
+def editor_flags(item: DigestItem) -> list[str]:
+    """The editor's overrides are grounded like a model's answer: names and numbers the article lacks."""
+    written = " ".join(filter(None, (item.headline_override, item.summary_override, item.why_override)))
+    return grounding.editor_text_flags(written, f"{item.article.title}\n\n{item.article.text}")
 
 
 @require_GET
@@ -243,24 +267,83 @@ def remove_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_POST
 @_editor
 def regenerate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    """A fresh LLM summary for the story's article; the editor's text overrides are dropped with the old one."""
+    """Queue a fresh summary for the story's article: a worker asks the model, the page shows the
+    progress (no web request ever waits on a model). One regeneration per story at a time."""
+    from . import tasks
+
     item = get_object_or_404(DigestItem, pk=item_pk, digest_id=pk)
     if Digest.objects.filter(pk=pk).values_list("status", flat=True).first() != Digest.Status.DRAFT:
         messages.error(request, f"digest {pk} is no longer a draft; only a draft can be edited")
         return redirect("desk-draft", pk=pk)
+    with transaction.atomic():
+        pending = Regeneration.Status.QUEUED, Regeneration.Status.RUNNING
+        if item.regenerations.filter(status__in=pending).exists():
+            messages.info(request, "a regeneration of this story is already under way")
+        else:
+            job = Regeneration.objects.create(item=item, requested_by=request.user)
+            audit.record(pk, request.user, "requested a new summary", item=item.pk, regeneration=job.pk)
+            tasks.enqueue_after_commit(tasks.regenerate_summary, job.pk)
+            messages.success(request, "regenerating the summary: this page shows when it is done")
+    return redirect(reverse("desk-draft", args=[pk]) + f"#story-{item.pk}")
+
+
+@require_GET
+@_editor
+def regeneration_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the draft page polls while a worker regenerates: each unfinished or failed job's state."""
+    jobs = Regeneration.objects.filter(item__digest_id=pk).order_by("created_at", "pk")
+    latest = {job.item_id: {"status": job.status, "error": job.error} for job in jobs}
+    pending = any(j["status"] in (Regeneration.Status.QUEUED, Regeneration.Status.RUNNING) for j in latest.values())
+    return JsonResponse({"pending": pending, "items": {str(k): v for k, v in latest.items()}})
+
+
+class VoiceForm(forms.ModelForm):
+    class Meta:
+        model = Newsletter
+        fields = ["summary_language", "summary_length", "summary_tone", "summary_instructions"]
+
+
+@require_POST
+@_editor
+def edit_voice(request: HttpRequest, pk: int) -> HttpResponse:
+    """The newsletter's voice, from a draft of it; it applies to summaries written from now on
+    (part of the cache key, so "Regenerate" rewrites a story in the new voice)."""
+    digest = get_object_or_404(Digest.objects.select_related("newsletter"), pk=pk)
+    form = VoiceForm(request.POST, instance=digest.newsletter)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        form.save()
+        audit.record(pk, request.user, "edited newsletter voice", fields=form.changed_data)
+        messages.success(request, "voice saved: new and regenerated summaries use it")
+    return redirect(reverse("desk-draft", args=[pk]) + "#voice")
+
+
+def run_regeneration(regeneration_id: int) -> Regeneration:
+    """The worker's half of "Regenerate": summarize again (force), then put the fresh summary on
+    the story (dropping the editor's overrides of the old one), if the digest is still a draft."""
+    job = Regeneration.objects.select_related("item").get(pk=regeneration_id)
+    if not transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.QUEUED,
+                      to_status=Regeneration.Status.RUNNING):
+        return job  # a redelivered task: another worker has it
     try:
-        # Outside the digest lock: the LLM call may take a minute.
-        fresh = summarize.summarize_article(item.article_id, force=True)
-    except llm.LLMError as exc:
-        messages.error(request, f"the summary could not be regenerated: {exc}")
-        return redirect("desk-draft", pk=pk)
-
-    def apply(digest: Digest) -> dict:
-        DigestItem.objects.filter(pk=item_pk, digest=digest).update(
-            summary=fresh, headline_override="", summary_override="", why_override="", actors_override=None)
-        return {"item": item_pk, "summary": fresh.pk, "engine": fresh.engine}
-
-    return _change(request, pk, "regenerated summary", apply)
+        fresh = summarize.summarize_article(job.item.article_id, force=True)
+        with transaction.atomic():
+            digest = Digest.objects.select_for_update().get(pk=job.item.digest_id)
+            if digest.status != Digest.Status.DRAFT:
+                raise NotEditable(f"digest {digest.pk} is {digest.status}; only a draft can be edited")
+            DigestItem.objects.filter(pk=job.item_id).update(
+                summary=fresh, headline_override="", summary_override="", why_override="", actors_override=None)
+            Digest.objects.filter(pk=digest.pk).update(rendered_at=None)
+            audit.record(digest.pk, job.requested_by, "regenerated summary", item=job.item_id, summary=fresh.pk,
+                         engine=fresh.engine)
+            transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
+                       to_status=Regeneration.Status.DONE, finished_at=timezone.now())
+    except (llm.LLMError, NotEditable) as exc:
+        transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
+                   to_status=Regeneration.Status.FAILED, error=str(exc), finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
 
 
 @require_POST
@@ -445,6 +528,8 @@ urlpatterns = [
     path("desk/digests/<int:pk>/items/<int:item_pk>/move", move_item, name="desk-item-move"),
     path("desk/digests/<int:pk>/items/<int:item_pk>/remove", remove_item, name="desk-item-remove"),
     path("desk/digests/<int:pk>/items/<int:item_pk>/regenerate", regenerate_item, name="desk-item-regenerate"),
+    path("desk/digests/<int:pk>/regenerations", regeneration_status, name="desk-regenerations"),
+    path("desk/digests/<int:pk>/voice", edit_voice, name="desk-voice"),
     path("desk/ops/", console, name="ops"),
     path("desk/ops/digests/<int:pk>/", console_digest, name="ops-digest"),
     path("desk/ops/digests/<int:pk>/status.json", console_status, name="ops-status"),

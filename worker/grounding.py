@@ -11,6 +11,7 @@ share a surname (a father and a son) are never merged. What fails is reported as
 import itertools
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -32,6 +33,8 @@ _TYPOGRAPHY = str.maketrans({
     "»": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "\u00a0": " ",
 })
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:\.\s*){3}\]|\(\s*(?:\.\s*){3}\)|(?:\.\s*){3}|…)\s*")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # 1,800 and 1800 are one number
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
 # Lower-case particles inside names: "Osama bin Laden", "Ursula von der Leyen".
 _CONNECTORS = frozenset("bin ibn al el de del della da das dos van von der den la le du ter ben abu".split())
@@ -100,6 +103,10 @@ class Article:
         self.lowercase_words = {t for t, _, _, _ in self.tokens if t.islower()}
         self.numbers = {_plain_number(n) for n in _NUMBER.findall(self.text)}
         self.sentences = split_sentences(self.text)
+        # Each sentence (and each pair, for a quote that runs over a boundary) as its bare words.
+        spans = [*self.sentences, *map(" ".join, itertools.pairwise(self.sentences))]
+        self.span_words = [(span, f" {_bare_words(span)} ") for span in spans]
+        self.whole_sentences = {_bare_words(s): s for s in self.sentences}
 
     def quote(self, evidence: str) -> str | None:
         """The article's own wording of `evidence`, or None if the article does not contain it."""
@@ -107,13 +114,17 @@ class Article:
         if len(needle) < MIN_EVIDENCE_CHARS or len(needle.split()) < 3:
             return None
         if needle in self.norm:
-            return " ".join(evidence.split())
+            # A whole sentence comes back as the article writes it (its quotes, its final stop).
+            return self.whole_sentences.get(_bare_words(evidence), " ".join(evidence.split()))
+        if (snapped := self._snap(evidence)) is not None:
+            return snapped
         threshold = settings.NEWSDIGEST_GROUNDING_THRESHOLD
-        # A near-verbatim sentence (or two) is replaced by the article's own wording.
-        spans = [*self.sentences, *map(" ".join, itertools.pairwise(self.sentences))]
-        best = max(spans, key=lambda s: fuzz.ratio(needle, normalise(s)), default=None)
+        # A near-verbatim sentence (or two) is replaced by the article's own wording, unless the
+        # few words that differ change what it says (a number, a negation): that quote is invented.
+        best = max((span for span, _ in self.span_words), key=lambda s: fuzz.ratio(needle, normalise(s)),
+                   default=None)
         if best is not None and fuzz.ratio(needle, normalise(best)) >= threshold:
-            return best
+            return None if _changes_meaning(evidence, best) else best
         # A near-verbatim clause of a sentence is quoted as the article has it, in whole words.
         mapped, index = _normalised_with_map(self.text)
         match = fuzz.partial_ratio_alignment(needle, mapped, score_cutoff=threshold)
@@ -124,7 +135,27 @@ class Article:
             start -= 1
         while end < len(self.text) and not self.text[end].isspace():
             end += 1
-        return " ".join(self.text[start:end].split())
+        clause = " ".join(self.text[start:end].split())
+        return None if _changes_meaning(evidence, clause) else clause
+
+    def _snap(self, evidence: str) -> str | None:
+        """The article sentence that `evidence` quotes word for word, give or take punctuation (a
+        dropped comma or final stop, straight for curly quotes) and with cuts marked by an ellipsis:
+        every piece's words in order inside one sentence (or two adjacent ones). Whole words only,
+        so a changed or invented word never snaps."""
+        pieces = [f" {words} " for piece in _ELLIPSIS.split(evidence) if (words := _bare_words(piece))]
+        if sum(len(p.split()) for p in pieces) < 3:
+            return None
+        for span, words in self.span_words:
+            at = 0
+            for piece in pieces:
+                found = words.find(piece, at)
+                if found < 0:
+                    break
+                at = found + len(piece) - 1
+            else:
+                return span
+        return None
 
     def find_name(self, name: str) -> str | None:
         """The article's spelling of `name` (exact after folding, else a known variant spelling)."""
@@ -167,6 +198,20 @@ class Article:
         folded = fold(word)
         return (word.lower() not in self.lowercase_words and folded not in _TITLES
                 and folded not in _SENTENCE_OPENERS)
+
+
+def _bare_words(text: str) -> str:
+    """Lower-case words and numbers only, one space apart: what a quote says, not how it is punctuated."""
+    return " ".join(_WORD.findall(_THOUSANDS.sub("", normalise(text))))
+
+
+_NEGATIONS = frozenset("not no never nor none nobody nothing neither without t".split())  # t: don't, didn't
+
+
+def _changes_meaning(quote: str, source: str) -> bool:
+    """Whether the words a near-verbatim quote adds or leaves out are numbers or negations."""
+    quoted, said = Counter(_bare_words(quote).split()), Counter(_bare_words(source).split())
+    return any(w in _NEGATIONS or any(c.isdigit() for c in w) for w in (quoted - said) + (said - quoted))
 
 
 def _skeleton(token: str) -> str:
@@ -298,20 +343,21 @@ def _unsupported_numbers(summary: ArticleSummary, article: Article) -> list[str]
     return sorted({n for n in _NUMBER.findall(text) if _plain_number(n) not in article.numbers})
 
 
-def _shorten(summary: str) -> str:
+def _shorten(summary: str, max_words: int = MAX_SUMMARY_WORDS) -> str:
     """Whole sentences up to the word limit; a single overlong sentence is cut at the limit."""
     kept: list[str] = []
     for sentence in split_sentences(summary):
-        if len(" ".join([*kept, sentence]).split()) > MAX_SUMMARY_WORDS:
+        if len(" ".join([*kept, sentence]).split()) > max_words:
             break
         kept.append(sentence)
     if kept:
         return " ".join(kept)
-    return " ".join(summary.split()[:MAX_SUMMARY_WORDS]) + "…"
+    return " ".join(summary.split()[:max_words]) + "…"
 
 
-def ground(summary: ArticleSummary, text: str) -> Grounded:
-    """Check `summary` against the article `text`; return what survives plus what a repair could fix."""
+def ground(summary: ArticleSummary, text: str, max_words: int = MAX_SUMMARY_WORDS) -> Grounded:
+    """Check `summary` against the article `text`; return what survives plus what a repair could fix.
+    `max_words` is the newsletter's summary length."""
     article = Article(text)
     actors, flags, problems = _resolve_actors(summary.key_actors, article)
     if len(actors) > MAX_ACTORS:
@@ -322,12 +368,44 @@ def ground(summary: ArticleSummary, text: str) -> Grounded:
         problems.append(f"numbers not in the article: {', '.join(numbers)}")
         flags.append(f"numbers not found in the article: {', '.join(numbers)}")
     text_summary = summary.summary
-    if len(text_summary.split()) > MAX_SUMMARY_WORDS:
-        problems.append(f"summary has {len(text_summary.split())} words; the limit is {MAX_SUMMARY_WORDS}")
-        text_summary = _shorten(text_summary)
-        flags.append(f"summary shortened to {MAX_SUMMARY_WORDS} words")
+    if len(text_summary.split()) > max_words:
+        problems.append(f"summary has {len(text_summary.split())} words; the limit is {max_words}")
+        text_summary = _shorten(text_summary, max_words)
+        flags.append(f"summary shortened to {max_words} words")
     all_flags = list(dict.fromkeys([*summary.flags, *flags]))
     grounded = summary.model_copy(update={
         "key_actors": actors, "summary": text_summary, "topics": summary.topics[:MAX_TOPICS], "flags": all_flags,
     })
     return Grounded(grounded, problems)
+
+
+# --------------------------------------------------------------------------- the editor's own text
+
+_NAME_RUN = re.compile(
+    r"[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|(?:bin|ibn|al|de|del|van|von|der|la|le)\b"
+    r"(?=(?:\s+(?:bin|ibn|al|de|del|van|von|der|la|le)\b)*\s+[A-Z])))*")
+_CALENDAR = frozenset("""monday tuesday wednesday thursday friday saturday sunday january february march april
+    may june july august september october november december""".split())
+
+
+def editor_text_flags(text: str, article_text: str) -> list[str]:
+    """What an editor's rewrite says that the article does not: names (capitalised runs, with
+    titles and sentence openers set aside) and numbers. Shown in the desk, like an engine's flags."""
+    if not text.strip():
+        return []
+    article = Article(article_text)
+    flags: list[str] = []
+    for sentence in split_sentences(text):
+        for match in _NAME_RUN.finditer(sentence):
+            words = match.group().rstrip(".").split()
+            while words and fold(words[0]) in _SENTENCE_OPENERS | _TITLES | _CALENDAR:
+                words = words[1:]
+            if not words or (match.start() == 0 and len(words) == 1 and words[0] == match.group().split()[0]):
+                continue  # a capitalised word opening a sentence is not yet a name
+            name = " ".join(words)
+            if article.find_name(name) is None:
+                flags.append(f"editor's text names '{name}', who is not in the article")
+    numbers = sorted({n for n in _NUMBER.findall(text) if _plain_number(n) not in article.numbers})
+    if numbers:
+        flags.append(f"editor's text has numbers not in the article: {', '.join(numbers)}")
+    return list(dict.fromkeys(flags))

@@ -7,6 +7,8 @@ one layer may retry, or the attempts multiply.
 """
 
 import hashlib
+import html
+import itertools
 import json
 import logging
 import math
@@ -14,6 +16,7 @@ import random
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,20 +29,26 @@ from pydantic import ValidationError
 
 from . import grounding, ratelimit
 from .schemas import ArticleSummary
+from .voice import LENGTHS, Voice, language_name
 
 log = logging.getLogger("newsdigest.llm")
 
 PROMPT_NAME = "summarize"
-PROMPT_VERSION = "v2"
+PROMPT_VERSION = "v3"
 CHARS_PER_TOKEN = 4  # the usual estimate for English when tiktoken has no encoding at hand
-_FENCE_TAG = re.compile(r"<\s*(/?)\s*article\b[^>]*>", re.IGNORECASE)
+# An article tag, its attributes bounded (a stray "<article" far from any ">" defangs only itself).
+_FENCE_TAG = re.compile(r"<\s*(/?)\s*article\b([^<>]{0,200})>?", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
 _RUNAWAY = re.compile(r"\s{200,}")
 _MODE_TTL = 24 * 3600  # re-probe a server's structured-output support daily (servers get upgraded)
 
 
 class LLMError(Exception):
-    """The model could not produce a usable answer; the article is marked failed with this reason."""
+    """The model could not produce a usable answer; the article is marked failed with this reason.
+    The tokens the failed attempts cost (as the server reported them) travel with it."""
+
+    prompt_tokens = 0
+    completion_tokens = 0
 
 
 class LLMTransientError(LLMError):
@@ -112,15 +121,68 @@ def trim_to_budget(text: str, max_tokens: int, model: str) -> tuple[str, bool]:
     return (cut[: ends[-1]] if ends else cut).rstrip(), True
 
 
+@cache
+def _lookalikes() -> dict[int, str]:
+    """Every character Unicode lists as confusable with one printable ASCII character (Cyrillic а,
+    Greek ο, ‹, ᐸ, ⁄ ...) mapped to it, one for one, so indices in the mapped text are the original's."""
+    from confusable_homoglyphs.confusables import confusables_data  # 1 MB of JSON: load on first fence
+
+    table: dict[int, str] = {}
+    for char, homoglyphs in confusables_data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        ascii_ = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isprintable()]
+        if ascii_:
+            table[ord(char)] = ascii_[0]
+    return table
+
+
+def _plain(text: str) -> str:
+    """What a model reads: HTML entities decoded (double-encoded ones too), compatibility forms
+    folded (full-width ＜／ａｒｔｉｃｌｅ＞ is </article>), invisible format characters (zero-width
+    spaces and joiners, bidi controls, soft hyphens) removed. Nothing a reader would see changes."""
+    for _ in range(3):
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf" or ch in "\n\t")
+
+
 def fence(text: str) -> str:
-    """The article may not close (or reopen) the fence it sits in: its own tags are defanged."""
-    return _FENCE_TAG.sub(lambda m: f"[{m.group(1)}article]", text)
+    """The article may not close (or reopen) the fence it sits in. Its text is first made plain
+    (`_plain`), then every tag that reads as <article> or </article>, letters swapped for
+    look-alikes included, is defanged to [article] / [/article]. Look-alikes are only mapped to find
+    the tags: the rest of the text (a Russian or Greek article) is sent as written."""
+    text = _plain(text)
+    skeleton = text.translate(_lookalikes())
+    out: list[str] = []
+    last = 0
+    for match in _FENCE_TAG.finditer(skeleton):
+        out.append(text[last:match.start()])
+        out.append(f"[{match.group(1)}article{text[match.start(2):match.end(2)]}]")
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
-def build_messages(title: str, text: str, model: str) -> tuple[list[dict], bool]:
+def voice_prompt(voice: Voice) -> str:
+    sentences, words = LENGTHS.get(voice.length, LENGTHS["standard"])
+    return load_prompt("voice").format(
+        language=language_name(voice.language) if voice.language else "the article's own language",
+        sentences=sentences, words=words, tone=voice.tone or "neutral and factual",
+        instructions=fence(voice.instructions) or "none")
+
+
+def build_messages(title: str, text: str, model: str, *, language: str = "",
+                   voice: Voice | None = None) -> tuple[list[dict], bool]:
     body, trimmed = trim_to_budget(text, settings.NEWSDIGEST_LLM_MAX_INPUT_TOKENS, model)
-    user = load_prompt("user").format(title=fence(" ".join(title.split())), text=fence(body),
-                                      trim_note=load_prompt("trim_note").strip() if trimmed else "")
+    user = load_prompt("user").format(
+        title=fence(" ".join(title.split())), text=fence(body),
+        source_language=language_name(language) if language else "a language to be recognised from the text",
+        voice=voice_prompt(voice or Voice()),
+        trim_note=load_prompt("trim_note").strip() + "\n" if trimmed else "")
     return [{"role": "system", "content": load_prompt("system")}, {"role": "user", "content": user}], trimmed
 
 
@@ -161,6 +223,7 @@ def rate_limits() -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
                     settings.REDIS_URL or settings.CELERY_BROKER_URL)
 
 
+MODES = ("json_schema", "json_object", "prompt")  # strictest first; a refusal steps one down
 _local_modes: dict[str, str] = {}
 _local_modes_lock = threading.Lock()
 
@@ -171,30 +234,38 @@ def _mode_key(model: str) -> str:
 
 
 def response_mode(model: str) -> str:
-    """"json_schema" until this server (base_url + model) refused it once, then "json_object"."""
+    """How this server (base_url + model) is asked for JSON: the operator's forced mode, else
+    what an earlier refusal taught us (remembered a day), else the strictest, "json_schema"."""
+    if settings.NEWSDIGEST_LLM_RESPONSE_FORMAT:
+        return settings.NEWSDIGEST_LLM_RESPONSE_FORMAT
     key = _mode_key(model)
     client = ratelimit.redis_client()
     if client is not None:
         value = client.get(key)
-        return value.decode() if value else "json_schema"
+        return value.decode() if value else MODES[0]
     with _local_modes_lock:
-        return _local_modes.get(key, "json_schema")
+        return _local_modes.get(key, MODES[0])
 
 
-def remember_json_mode(model: str) -> None:
+def remember_mode(model: str, mode: str) -> None:
     key = _mode_key(model)
-    log.warning("server refused json_schema for %s; using JSON mode with the schema in the prompt", model)
+    log.warning("server %s refused the stricter response_format for %s; asking with %s from now on",
+                settings.OPENAI_BASE_URL or "api.openai.com", model, mode)
     client = ratelimit.redis_client()
     if client is not None:
-        client.set(key, "json_object", ex=_MODE_TTL)
+        client.set(key, mode, ex=_MODE_TTL)
         return
     with _local_modes_lock:
-        _local_modes[key] = "json_object"
+        _local_modes[key] = mode
 
 
-def _refuses_json_schema(exc: openai.APIStatusError) -> bool:
+def _refuses_response_format(exc: openai.APIStatusError) -> bool:
+    """A server that cannot do the response_format asked for says so in many ways: 400 or 422
+    (OpenAI, vLLM, Ollama), or 500 with pydantic's message (llama-cpp-python: "Input should be
+    'text' or 'json_object'"). Any of these naming the format is a refusal, not a failure."""
     text = f"{exc.message} {json.dumps(exc.body, default=str) if exc.body else ''}".lower()
-    return exc.status_code in (400, 422) and ("response_format" in text or "json_schema" in text)
+    return exc.status_code in (400, 422, 500) and any(
+        word in text for word in ("response_format", "json_schema", "json_object"))
 
 
 # --------------------------------------------------------------------------- retries
@@ -207,9 +278,10 @@ def backoff_seconds(attempt: int) -> float:
 
 def worst_case_seconds() -> float:
     """The longest one article can spend here: every request timing out (answer attempts, the one
-    repair, the one json_schema probe) plus every backoff at its longest. Must stay below the task's
-    soft time limit; the rate limiter's waits are bounded by the same deadline (`_Call.deadline`)."""
-    requests = settings.NEWSDIGEST_LLM_MAX_RETRIES + 3
+    repair, a refusal of each response_format but the last) plus every backoff at its longest.
+    Must stay below the task's soft time limit; the rate limiter's waits are bounded by the same
+    deadline (`_Call.deadline`)."""
+    requests = settings.NEWSDIGEST_LLM_MAX_RETRIES + 2 + len(MODES) - 1
     sleeps = settings.NEWSDIGEST_LLM_MAX_RETRIES + 1
     longest_sleep = max(settings.NEWSDIGEST_LLM_BACKOFF_MAX, settings.NEWSDIGEST_LLM_MAX_RETRY_AFTER)
     return requests * settings.NEWSDIGEST_LLM_TIMEOUT + sleeps * longest_sleep
@@ -245,13 +317,17 @@ class _Call:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def _wait_for_limits(self, cost: int) -> None:
+    def _wait_for_limits(self, cost: int) -> int:
+        """Take one request and `cost` tokens; returns the tokens taken (to settle later)."""
         requests, tokens = rate_limits()
+        taken = 0
         for bucket, amount in ((requests, 1), (tokens, cost)):
             if bucket is None:
                 continue
             if not bucket.acquire(min(amount, bucket.capacity), timeout=max(0.0, self.remaining() - 1)):
                 raise LLMTransientError("rate limiter queue outlasted the time budget")
+            taken = min(amount, bucket.capacity)
+        return int(taken) if tokens is not None else 0
 
     def complete(self, messages: list[dict]) -> ChatCompletion:
         """One answer from the server, retried on transient failures within the budget."""
@@ -274,15 +350,11 @@ class _Call:
                 last_error = f"timed out after {settings.NEWSDIGEST_LLM_TIMEOUT:g}s ({exc.message})"
             except openai.APIConnectionError as exc:
                 last_error = f"connection failed: {exc.message} ({type(exc.__cause__).__name__})"
-            except openai.InternalServerError as exc:
-                last_error = _describe(exc)
             except openai.APIStatusError as exc:
-                if self.mode == "json_schema" and _refuses_json_schema(exc):
-                    remember_json_mode(self.model)
-                    self.mode = "json_object"
-                    self.attempts_left += 1  # the probe is not a failure of this attempt
+                if _refuses_response_format(exc):
+                    self._step_down(exc)
                     continue
-                if exc.status_code in (408, 409):
+                if isinstance(exc, openai.InternalServerError) or exc.status_code in (408, 409):
                     last_error = _describe(exc)
                 else:
                     raise LLMError(_describe(exc)) from exc
@@ -295,25 +367,43 @@ class _Call:
             time.sleep(sleep)
         raise LLMTransientError(f"gave up after {self.requests} requests: {last_error}")
 
+    def _step_down(self, exc: openai.APIStatusError) -> None:
+        """The server refused this response_format: ask the next way (the probe is not a failure
+        of the attempt), unless the operator forced this one or there is nothing looser left."""
+        if settings.NEWSDIGEST_LLM_RESPONSE_FORMAT or self.mode == MODES[-1]:
+            raise LLMError(f"the server refused response_format {self.mode}: {_describe(exc)}") from exc
+        self.mode = MODES[MODES.index(self.mode) + 1]
+        remember_mode(self.model, self.mode)
+        self.attempts_left += 1
+
     def _request(self, messages: list[dict]) -> ChatCompletion:
         prompt_estimate = sum(count_tokens(m["content"], self.model) for m in messages)
-        self._wait_for_limits(request_cost_estimate(prompt_estimate))
+        charged = self._wait_for_limits(request_cost_estimate(prompt_estimate))
         timeout = min(settings.NEWSDIGEST_LLM_TIMEOUT, max(1.0, self.remaining()))
+        extra: dict = {}
         if self.mode == "json_schema":
-            response_format = _strict_schema()
+            extra["response_format"] = _strict_schema()
         else:
-            response_format = {"type": "json_object"}
+            # Without a strict schema the model only knows the shape from the prompt; "prompt" mode
+            # sends no response_format at all, for servers that refuse even JSON mode.
             messages = _to_json_mode(messages)
+            if self.mode == "json_object":
+                extra["response_format"] = {"type": "json_object"}
         # api.openai.com wants max_completion_tokens; compatible servers still read max_tokens.
         limit_name = "max_completion_tokens" if settings.OPENAI_BASE_URL is None else "max_tokens"
         self.requests += 1
         response = get_client().chat.completions.create(
-            model=self.model, messages=messages, response_format=response_format, temperature=0.2,
-            timeout=timeout, **{limit_name: settings.NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS},
+            model=self.model, messages=messages, temperature=0.2, timeout=timeout,
+            **{limit_name: settings.NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS}, **extra,
         )
         if response.usage:
+            used = (response.usage.prompt_tokens or 0) + (response.usage.completion_tokens or 0)
             self.prompt_tokens += response.usage.prompt_tokens or 0
             self.completion_tokens += response.usage.completion_tokens or 0
+            tokens = rate_limits()[1]
+            if tokens is not None and used:
+                # The estimate assumed the longest answer; the per-minute budget gets the difference back.
+                tokens.settle(charged - used)
         return response
 
 
@@ -345,7 +435,7 @@ def parse_answer(response: ChatCompletion) -> ArticleSummary:
     try:
         if choice.finish_reason == "length":
             raise ValueError("truncated")
-        data = json.loads(_strip_code_fence(content))
+        data = _extract_json(content)
     except ValueError as exc:  # json.JSONDecodeError included
         if not content.strip() or _RUNAWAY.search(content) or len(content.strip()) < len(content) / 2:
             raise _BadAnswer("the answer was empty or ran away into whitespace; answer with compact JSON") from exc
@@ -359,23 +449,47 @@ def parse_answer(response: ChatCompletion) -> ArticleSummary:
         raise _BadAnswer(f"the answer does not match the schema: {details}") from exc
 
 
-def _strip_code_fence(content: str) -> str:
-    # JSON-mode servers sometimes wrap the object in ```json fences.
+def _extract_json(content: str) -> object:
+    """The answer's JSON: as sent, inside ```json fences, or the first object in prose ("Here is
+    the summary: {...}"), which servers without a strict schema (and small models) produce."""
     match = re.fullmatch(r"\s*```(?:json)?\s*(.*?)\s*```\s*", content, re.DOTALL)
-    return match.group(1) if match else content
+    try:
+        return json.loads(match.group(1) if match else content)
+    except ValueError as first:
+        decoder = json.JSONDecoder()
+        # A bounded number of starts: a pathological answer full of braces costs little.
+        for brace in itertools.islice(re.finditer(r"\{", content), 20):
+            try:
+                value, _ = decoder.raw_decode(content, brace.start())
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+        raise first
 
 
-def summarize(title: str, text: str, *, model: str | None = None) -> LLMResult:
-    """Summarize one article: one answer, at most one repair round, grounded against the article."""
+def summarize(title: str, text: str, *, model: str | None = None, language: str = "",
+              voice: Voice | None = None) -> LLMResult:
+    """Summarize one article (in `language`, ISO 639-1, "" if unknown) in the newsletter's `voice`:
+    one answer, at most one repair round, grounded against the article."""
     model = model or settings.NEWSDIGEST_LLM_MODEL
+    voice = voice or Voice()
     call = _Call(model)
-    messages, trimmed = build_messages(title, text, model)
+    try:
+        return _summarize(call, title, text, language, voice)
+    except LLMError as exc:
+        exc.prompt_tokens, exc.completion_tokens = call.prompt_tokens, call.completion_tokens
+        raise
+
+
+def _summarize(call: "_Call", title: str, text: str, language: str, voice: Voice) -> LLMResult:
+    messages, trimmed = build_messages(title, text, call.model, language=language, voice=voice)
     article_text = f"{title}\n\n{text}"
     response = call.complete(messages)
     problems: list[str] = []
     grounded = None
     try:
-        grounded = grounding.ground(parse_answer(response), article_text)
+        grounded = grounding.ground(parse_answer(response), article_text, max_words=voice.max_words)
         problems = grounded.problems
     except _BadAnswer as exc:
         problems = [str(exc)]
@@ -387,7 +501,8 @@ def summarize(title: str, text: str, *, model: str | None = None) -> LLMResult:
         conversation = [*messages, {"role": "assistant", "content": response.choices[0].message.content or ""},
                         {"role": "user", "content": repair}]
         try:
-            second = grounding.ground(parse_answer(call.complete(conversation)), article_text)
+            second = grounding.ground(parse_answer(call.complete(conversation)), article_text,
+                                      max_words=voice.max_words)
             grounded, repaired = second, True
         except (_BadAnswer, LLMError) as exc:
             if grounded is None:

@@ -7,6 +7,7 @@ this worker won, so redelivered tasks and double triggers are harmless.
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now
 
@@ -110,11 +111,14 @@ class Article(models.Model):
     title = models.CharField(max_length=500)
     author = models.CharField(max_length=300, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    language = models.CharField(max_length=16, blank=True)
+    language = models.CharField(max_length=16, blank=True, help_text="ISO 639-1; detected at summarize time if blank")
     text = models.TextField()
     content_hash = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, db_index=True)
     last_error = models.TextField(blank=True)
+    # LLM tokens spent on attempts that produced no summary (a failed article still costs money).
+    failed_prompt_tokens = models.PositiveIntegerField(default=0)
+    failed_completion_tokens = models.PositiveIntegerField(default=0)
     # MinHash signature (near-duplicate detection); its LSH buckets live in LshBucket.
     minhash = models.BinaryField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
@@ -176,6 +180,19 @@ class Summary(models.Model):
         return f"{self.engine}: {self.headline or self.article.title}"
 
 
+def validate_language_code(code: str) -> None:
+    import pycountry
+
+    if code and pycountry.languages.get(alpha_2=code) is None:
+        raise ValidationError(f"{code!r} is not an ISO 639-1 language code (e.g. en, fr, de)")
+
+
+class SummaryLength(models.TextChoices):
+    SHORT = "short", "short (1-2 sentences)"
+    STANDARD = "standard", "standard (2-4 sentences)"
+    LONG = "long", "long (4-6 sentences)"
+
+
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
         DAILY = "daily"
@@ -217,6 +234,14 @@ class Newsletter(models.Model):
         default=True, help_text="count clicks per story through a signed redirect (off: links are mailed bare)")
     click_history = models.BooleanField(
         default=False, help_text="also keep which subscriber clicked what (off: aggregate counts only)")
+    # The voice of its summaries (worker/voice.py); part of the summary cache key.
+    summary_language = models.CharField(
+        max_length=8, blank=True, validators=[validate_language_code],
+        help_text="ISO 639-1 code (en, fr, de ...) the summaries are written in; blank = each article's own")
+    summary_length = models.CharField(max_length=10, choices=SummaryLength.choices, default=SummaryLength.STANDARD)
+    summary_tone = models.CharField(max_length=200, blank=True, help_text="e.g. 'plain and warm'; blank = neutral")
+    summary_instructions = models.TextField(
+        blank=True, max_length=2000, help_text="extra editorial instructions given to the model with every article")
     created_at = models.DateTimeField(default=now)
 
     def __str__(self) -> str:
@@ -351,6 +376,28 @@ class DigestItem(models.Model):
         if self.actors_override is not None:
             return self.actors_override
         return self.summary.key_actors if self.summary else []
+
+
+class Regeneration(models.Model):
+    """An editor's "Regenerate summary" on one story, done by a worker (never in a web request).
+
+    queued --worker starts--> running --summary stored--> done
+                                  +--LLM failed / not a draft any more--> failed
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    item = models.ForeignKey(DigestItem, on_delete=models.CASCADE, related_name="regenerations")
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=now)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
 
 class Delivery(models.Model):

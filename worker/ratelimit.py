@@ -42,6 +42,21 @@ end
 return 1
 """
 
+# KEYS: bucket hash. ARGV: rate, capacity, delta. Settles an estimate against the real cost: a
+# positive delta gives tokens back (up to capacity), a negative one takes more, down into debt
+# that later takers wait out.
+_SETTLE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local rate, capacity, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or ARGV[2])
+local ts = tonumber(redis.call('HGET', KEYS[1], 'ts') or now)
+tokens = math.min(capacity, math.min(capacity, tokens + (now - ts) * rate) + delta)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return tostring(tokens)
+"""
+
 
 @cache
 def redis_client() -> redis.Redis | None:
@@ -65,6 +80,7 @@ class TokenBucket:
         self._local = {"tokens": self.capacity, "ts": time.monotonic(), "blocked": 0.0}
         self._script = self.client.register_script(_TAKE) if self.client is not None else None
         self._block = self.client.register_script(_BLOCK) if self.client is not None else None
+        self._settle = self.client.register_script(_SETTLE) if self.client is not None else None
 
     def try_acquire(self, cost: float = 1.0) -> float:
         """Take `cost` tokens if they are there and return 0, else return the seconds to wait."""
@@ -102,3 +118,14 @@ class TokenBucket:
             return
         with self._lock:
             self._local["blocked"] = max(self._local["blocked"], time.monotonic() + seconds)
+
+    def settle(self, delta: float) -> None:
+        """Correct an earlier take by `delta` tokens: > 0 returns an overestimate, < 0 charges
+        what the estimate missed (the server's reported usage is the truth)."""
+        if self._settle is not None:
+            self._settle(keys=[self.name], args=[self.rate, self.capacity, delta])
+            return
+        with self._lock:
+            now = time.monotonic()
+            tokens = min(self.capacity, self._local["tokens"] + (now - self._local["ts"]) * self.rate)
+            self._local.update(tokens=min(self.capacity, tokens + delta), ts=now)

@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import clicks, deliver, feeds, llm, schedule, subscribers, summarize
+from . import clicks, deliver, desk, feeds, llm, schedule, subscribers, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
@@ -20,6 +20,12 @@ def summarize_article(self, article_id: int, engine: str | None = None, force: b
     except llm.LLMError as exc:
         log.warning("article %s not summarized: %s", article_id, exc)
         return None
+
+
+@shared_task
+def regenerate_summary(regeneration_id: int) -> str:
+    """The desk's "Regenerate summary", off the web request; the failure is recorded on the row."""
+    return desk.run_regeneration(regeneration_id).status
 
 
 @shared_task(bind=True)
