@@ -19,3 +19,6 @@ urlpatterns = [
     path("", include("worker.desk")),
     path("", include("worker.health")),
 ]
+
+# A refusal names the role the page needs and links back to the reader's start page.
+handler403 = "worker.desk.refused"
