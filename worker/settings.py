@@ -6,6 +6,7 @@ Production sets DATABASE_URL, REDIS_URL, OPENAI_API_KEY and EMAIL_URL (or anymai
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -140,6 +141,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Before the first collectstatic STATIC_ROOT does not exist; the finders serve everything meanwhile.
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 LOGIN_URL = "/desk/login/"
 LOGIN_REDIRECT_URL = "/desk/start/"  # each role lands on its own start page (desk.start)
 
