@@ -14,16 +14,19 @@ from ._progress import progress
 
 @contextmanager
 def _refusals_printed_here():
-    """ingest.record_rejection also logs each refusal; this command prints them itself, once each."""
+    """ingest.record_rejection also logs each refusal; this command prints them itself, so the log
+    lines stay out of the console (the record still reaches every other handler)."""
     def not_a_refusal(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("refused ")
+        return not (record.name == "newsdigest.ingest" and record.getMessage().startswith("refused "))
 
-    logger = logging.getLogger("newsdigest.ingest")
-    logger.addFilter(not_a_refusal)
+    handlers = logging.getLogger("newsdigest").handlers + logging.getLogger("newsdigest.ingest").handlers
+    for handler in handlers:
+        handler.addFilter(not_a_refusal)
     try:
         yield
     finally:
-        logger.removeFilter(not_a_refusal)
+        for handler in handlers:
+            handler.removeFilter(not_a_refusal)
 
 
 class Command(BaseCommand):
