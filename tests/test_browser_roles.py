@@ -88,12 +88,19 @@ def test_subscriber_pages_wear_the_newsletter_theme_and_fit_a_phone(page, live_s
              "confirm-invalid": confirm}
     page.set_viewport_size({"width": 375, "height": 740})
     for name, path in pages.items():
-        page.goto(live_server.url + path)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
-        button = page.locator("button[type=submit]")
-        if button.count():
-            assert button.first.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(122, 31, 92)", name
-        assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 16, name
+        response = page.goto(live_server.url + path)
+        assert response.status == (404 if name == "confirm-invalid" else 200), name
         shoot(page, f"reader-{name}-375.png")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 16, name
+        masthead = page.eval_on_selector("header.masthead", "e => getComputedStyle(e).backgroundColor")
+        if name == "confirm-invalid":  # a bad link names no newsletter: the default look
+            assert masthead == "rgb(31, 78, 121)"
+            continue
+        assert masthead == "rgb(122, 31, 92)", name
+        assert newsletter.name in page.inner_text("header.masthead"), name
+        button = page.locator("button[type=submit]").first
+        assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(122, 31, 92)", name
+        assert button.bounding_box()["height"] >= 44, name  # a thumb-sized target
     assert subscription.status == Subscription.Status.PENDING
     assert User.objects.count() == 0
