@@ -68,7 +68,10 @@ def dropped() -> Reply:
 class FakeOpenAI:
     def __init__(self):
         self.requests: list[dict] = []
-        self.times: list[float] = []  # time.time() of each request's arrival
+        # clock() at each request's arrival; monotonic so a clock step cannot reorder them, and
+        # replaceable so a test can read a simulated clock that the client's sleeps advance.
+        self.clock: Callable[[], float] = time.monotonic
+        self.times: list[float] = []
         self.queue: deque[Reply] = deque()
         self.handler: Callable[[dict], Reply] | None = None
         self.latency = 0.0
@@ -109,7 +112,10 @@ class FakeOpenAI:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.httpd.daemon_threads = True
         self.httpd.request_queue_size = 128
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # serve_forever checks for shutdown() once per poll interval; the default 0.5 s is paid on
+        # every test's teardown.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
 
     @property
     def url(self) -> str:
@@ -122,7 +128,7 @@ class FakeOpenAI:
     def _next(self, path: str, body: dict) -> Reply:
         with self.lock:
             self.requests.append(body)
-            self.times.append(time.time())
+            self.times.append(self.clock())
             if path.rstrip("/") != "/v1/chat/completions":
                 return error(404, f"no route {path}")
             if self.queue:

@@ -224,16 +224,39 @@ def test_retry_after_closes_the_gate_for_every_worker_sharing_redis(fake_openai,
     fake_openai.push(rate_limited(2), answer(canned_summary()))
     worker = threading.Thread(target=summarize)
     worker.start()
-    wait_for(lambda: fake_openai.requests, 5, interval=0.01, what="the 429")
-    time.sleep(0.1)
-    # Another worker (its own bucket object, same Redis key) is told to wait too.
-    other = ratelimit.TokenBucket("llm:gate", 1e9, 1e9, client=redis.Redis.from_url(redis_url))
-    assert other.try_acquire() > 1.0
-    worker.join(10)
+    client = redis.Redis.from_url(redis_url)
+    blocked_until = float(wait_for(lambda: client.get("newsdigest:rl:llm:gate:blocked"), 30, interval=0.01,
+                                   what="the 429 to close the gate"))
+    # Another worker (its own bucket object, same Redis key) is told to wait out the rest of the block,
+    # measured on the Redis clock. (Were this process stalled past the block's end, the gate would rightly
+    # be open again: the bound is then <= 0.) The slack is Lua's tostring rounding (0.1 ms).
+    other = ratelimit.TokenBucket("llm:gate", 1e9, 1e9, client=client)
+    wait = other.try_acquire()
+    seconds, micros = client.time()
+    assert wait >= blocked_until - (seconds + micros / 1e6) - 1e-3
+    worker.join(60)
+    assert not worker.is_alive()
     assert len(fake_openai.requests) == 2
 
 
-def test_tokens_per_minute_are_charged_per_request(fake_openai, settings):
+class SimulatedClock:
+    """Stands in for the `time` module of worker.ratelimit: sleeping moves the clock on at once, so
+    when a bucket lets a request through depends on its arithmetic alone, not on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_tokens_per_minute_are_charged_per_request(fake_openai, settings, monkeypatch):
+    clock = SimulatedClock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    fake_openai.clock = clock.monotonic
     settings.NEWSDIGEST_LLM_MAX_INPUT_TOKENS = 100
     settings.NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS = 100
     settings.NEWSDIGEST_LLM_TPM = 12000  # 200 tokens/s
@@ -243,13 +266,11 @@ def test_tokens_per_minute_are_charged_per_request(fake_openai, settings):
     assert 2 * cost <= capacity < 3 * cost  # two requests fit in the burst, the third must wait
     # The server reports using exactly the estimate, so settling against its usage changes nothing here.
     fake_openai.handler = lambda body: answer(canned_summary(), usage=(cost - 50, 50))
-    settings.NEWSDIGEST_LLM_TPM = 0
-    summarize()  # warm the client and the SDK's caches, so a request leaves as soon as its tokens are taken
-    settings.NEWSDIGEST_LLM_TPM = 12000
     for _ in range(3):
         summarize()
-    # The bucket starts full at the first request and refills at 200 tokens/s from then on.
-    assert fake_openai.times[3] - fake_openai.times[1] >= 0.95 * (3 * cost - capacity) / 200
+    # The bucket starts full and refills at 200 tokens/s: the third request waits for the missing tokens.
+    start = 1000.0
+    assert fake_openai.times == pytest.approx([start, start, start + (3 * cost - capacity) / 200])
 
 
 def test_a_shorter_retry_after_never_shortens_a_longer_block(redis_url):

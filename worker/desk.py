@@ -16,8 +16,10 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -52,12 +54,54 @@ class NotEditable(Exception):
     """The digest left the draft state (approved, sent, cancelled) and can no longer be edited."""
 
 
-def _editor(view):
-    return login_required(permission_required(EDIT, raise_exception=True)(view))
+class RoleRequired(PermissionDenied):
+    """Refused for want of a role; the 403 page names it (`refused` below)."""
+
+    def __init__(self, role: str):
+        super().__init__(role)
+        self.role = role
 
 
-def _ops(view):
-    return login_required(permission_required(SEND, raise_exception=True)(view))
+def _requires(permission: str, role: str):
+    def decorate(view):
+        @wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(permission):
+                raise RoleRequired(role)
+            return view(request, *args, **kwargs)
+        return login_required(checked)
+    return decorate
+
+
+_editor = _requires(EDIT, "editor")
+_ops = _requires(SEND, "ops")
+
+
+def landing_url(user) -> str:
+    """Each role's start page: the admin's is the admin site, an editor's the drafts, ops' the console."""
+    if user.is_superuser or user.has_perm("auth.change_user"):
+        return reverse("admin:index")
+    if user.has_perm(EDIT):
+        return reverse("desk")
+    if user.has_perm(SEND):
+        return reverse("ops")
+    return reverse("archive")
+
+
+@require_GET
+@login_required
+def start(request: HttpRequest) -> HttpResponse:
+    """Where login leads when no page was asked for."""
+    return redirect(landing_url(request.user))
+
+
+def refused(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 403 page: which role the page needs, and the way back to the reader's own start page."""
+    role = getattr(exception, "role", "")
+    user = request.user
+    return render(request, "pages/desk/refused.html", {
+        "role": role, "back": landing_url(user) if user.is_authenticated else reverse("login"),
+    }, status=403)
 
 
 # --- editor's desk ---------------------------------------------------------------------------------
@@ -347,8 +391,7 @@ def run_regeneration(regeneration_id: int) -> Regeneration:
 
 
 @require_POST
-@login_required
-@permission_required(APPROVE, raise_exception=True)
+@_requires(APPROVE, "editor")
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
     if schedule.approve(pk, user=request.user):
         messages.success(request, f"digest {pk} approved")
@@ -517,6 +560,7 @@ def archive_newsletter(request: HttpRequest, slug: str) -> HttpResponse:
 
 urlpatterns = [
     path("desk/login/", auth_views.LoginView.as_view(template_name="pages/desk/login.html"), name="login"),
+    path("desk/start/", start, name="start"),
     path("desk/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("desk/", drafts, name="desk"),
     path("desk/digests/<int:pk>/", draft, name="desk-draft"),

@@ -126,7 +126,9 @@ def extract_html(html: str, url: str = "") -> dict:
     trafilatura first, with readability-lxml as a second opinion when trafilatura's text is short
     or a notice; pages neither finds an article in (short newsletters, bare fragments) fall back to
     the whole visible text."""
-    doc = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, favor_precision=True)
+    # No extensive date search: it takes a footer's "© 2025" for 1 Jan 2025. Undated stays undated.
+    doc = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, favor_precision=True,
+                                      date_extraction_params={"extensive_search": False, "original_date": True})
     meta = (doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)) if doc is not None else {}
     # trafilatura separates paragraphs with single newlines; ours are blank lines.
     text = (meta.get("text") or "").replace("\n", "\n\n")

@@ -182,8 +182,14 @@ def sync_schedule(newsletter: Newsletter) -> PeriodicTask | None:
 # --- What ------------------------------------------------------------------------------------------
 
 def rank(article: Article, cluster_size: int, now: datetime) -> float:
-    """Fresher, more widely reported stories from heavier sources first."""
-    age_hours = max(0.0, (now - (article.published_at or article.created_at)).total_seconds() / 3600)
+    """Fresher, more widely reported stories from heavier sources first.
+
+    An undated article counts as one half-life old: when it was ingested says nothing about when it
+    happened, so it neither beats today's dated news nor sinks below last week's."""
+    if article.published_at is None:
+        age_hours = FRESHNESS_HALF_LIFE_HOURS
+    else:
+        age_hours = max(0.0, (now - article.published_at).total_seconds() / 3600)
     weight = article.source.weight if article.source else 1.0
     return weight * (1 + math.log(max(cluster_size, 1))) * 0.5 ** (age_hours / FRESHNESS_HALF_LIFE_HOURS)
 
@@ -215,9 +221,10 @@ def candidate_articles(newsletter: Newsletter) -> list[Article]:
         if key not in best or len(article.text) > len(best[key].text):
             best[key] = article
     now = timezone.now()
-    # Today's rank times what readers' past click-through says of the source and topics (worker/interest.py).
+    # Today's rank times what readers' past click-through says of the source and topics (worker/interest.py);
+    # equal scores (undated articles of one source) go to the fuller account, not the earlier ingested.
     explained = interest.explain(newsletter, list(best.values()), lambda a: rank(a, a.cluster_size, now), now)
-    ranked = sorted(best.values(), key=lambda a: explained[a.pk]["score"], reverse=True)
+    ranked = sorted(best.values(), key=lambda a: (explained[a.pk]["score"], len(a.text)), reverse=True)
     for article in ranked:
         article.rank_detail = explained[article.pk]
     return ranked[: newsletter.max_stories]

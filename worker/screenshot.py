@@ -17,7 +17,7 @@ _HEADLINES_JS = """() => [...document.querySelectorAll('h2.nd-headline')].map(h 
 
 
 class ChromiumMissing(RuntimeError):
-    """No headless browser at NEWSDIGEST_CHROMIUM."""
+    """No headless browser at NEWSDIGEST_CHROMIUM, or no Playwright to drive it."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,13 @@ def chromium() -> str:
 def capture(html: str, out_dir: Path, stem: str = "digest", widths: tuple[int, ...] = WIDTHS) -> list[Shot]:
     """Full-page PNG per width. Network is blocked: remote images (a logo) show their alt text, as in
     a client that does not load images."""
-    from playwright.sync_api import sync_playwright
-
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise ChromiumMissing(
+            "screenshots need Playwright, which this installation (e.g. the Docker image) does not include: "
+            "pip install 'newsdigest[test]' and apt-get install chromium, or use "
+            "`newsdigest digest preview ID --out FILE` and open the HTML in a browser") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = []
     with sync_playwright() as playwright:

@@ -6,6 +6,7 @@ Production sets DATABASE_URL, REDIS_URL, OPENAI_API_KEY and EMAIL_URL (or anymai
 """
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,6 +119,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS/JS) under gunicorn and runserver alike, DEBUG or not.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "worker.security.RefuseNulMiddleware",
@@ -147,12 +150,15 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'newsdigest.sqlite3'}"),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
-    )
-}
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'newsdigest.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+except ValueError:
+    # dj_database_url's own message lists every scheme it knows; name the fix instead (and never the password).
+    _scheme = DATABASE_URL.partition("://")[0] if "://" in DATABASE_URL else ""
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL ({f'unknown scheme {_scheme!r}' if _scheme else 'no scheme://'}); use "
+        f"postgres://USER:PASSWORD@HOST:5432/NAME or sqlite:////absolute/path.sqlite3") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes share one SQLite file in the embedded/test setup: WAL
     # lets readers run beside the writer and the busy timeout queues writers instead
@@ -180,7 +186,16 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("NEWSDIGEST_STATIC_ROOT", VAR_DIR / "static"))
+# --- static files (i12): WhiteNoise serves STATIC_ROOT (filled by `newsdigest collectstatic`; the image
+# does it at build time) and, so a fresh checkout needs no collect step, the apps' own static folders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+# Before the first collectstatic STATIC_ROOT does not exist; the finders serve everything meanwhile.
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 # Password guessing on the desk and admin logins (django-axes): after NEWSDIGEST_LOGIN_FAILURE_LIMIT
 # failures from one client network (an IPv6 /64) or for one username, logins are refused (429) for
 # NEWSDIGEST_LOGIN_LOCKOUT_MINUTES; a success resets the count. The client is found as for sign-ups
@@ -192,7 +207,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "worker.security.client_ip"
 LOGIN_URL = "/desk/login/"
-LOGIN_REDIRECT_URL = "/desk/"
+LOGIN_REDIRECT_URL = "/desk/start/"  # each role lands on its own start page (desk.start)
 
 # --- Celery ---------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -22,3 +22,6 @@ urlpatterns = [
     path("", include("worker.clicks")),
     path("", include("worker.feed")),
 ]
+
+# A refusal names the role the page needs and links back to the reader's start page.
+handler403 = "worker.desk.refused"

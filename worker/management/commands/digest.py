@@ -18,7 +18,7 @@ class Command(BaseCommand):
         approve.add_argument("digest_id", type=int, metavar="ID")
         preview = sub.add_parser("preview", help="write the exact HTML (or text) that would be mailed")
         preview.add_argument("digest_id", type=int, metavar="ID")
-        preview.add_argument("--out", required=True, metavar="FILE")
+        preview.add_argument("--out", required=True, metavar="FILE|DIR")
         preview.add_argument("--text", action="store_true", help="the plain-text part instead of HTML")
         preview.add_argument("--subscriber", metavar="EMAIL", help="personalise for this subscriber")
         shot = sub.add_parser("screenshot", help="PNGs of the HTML at phone and desktop widths (headless Chromium)")
@@ -51,10 +51,17 @@ class Command(BaseCommand):
 
     def do_preview(self, digest_id, out, text, subscriber, **_):
         rendered = _rendered(digest_id, subscriber)
-        # newline="" keeps the bytes as mailed (no platform newline translation).
-        with open(out, "w", encoding="utf-8", newline="") as handle:
-            handle.write(rendered.text if text else rendered.html)
-        self.stdout.write(f"wrote {out}")
+        target = Path(out)
+        if target.is_dir():  # a folder, as `digest screenshot --out DIR` takes: the file goes inside
+            target = target / f"digest-{digest_id}.{'txt' if text else 'html'}"
+        try:
+            # newline="" keeps the bytes as mailed (no platform newline translation).
+            with open(target, "w", encoding="utf-8", newline="") as handle:
+                handle.write(rendered.text if text else rendered.html)
+        except OSError as exc:
+            fix = "create the folder first" if isinstance(exc, FileNotFoundError) else "choose a writable path"
+            raise CommandError(f"cannot write {target}: {exc.strerror}; {fix}") from None
+        self.stdout.write(f"wrote {target}")
 
     def do_screenshot(self, digest_id, out, subscriber, **_):
         try:
