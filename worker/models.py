@@ -7,6 +7,7 @@ this worker won, so redelivered tasks and double triggers are harmless.
 import secrets
 
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.timezone import now
 
 
@@ -221,6 +222,10 @@ class Subscriber(models.Model):
         TEXT = "text"
 
     email = models.EmailField(unique=True)
+    # The address as matched on import and sign-up (case-insensitively), kept by the database itself so
+    # every write path (bulk inserts included) fills it; its unique index makes a lookup one index probe.
+    email_key = models.GeneratedField(expression=Lower("email"), output_field=models.CharField(max_length=254),
+                                      db_persist=True, unique=True)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     timezone = models.CharField(max_length=64, blank=True)

@@ -229,6 +229,13 @@ NEWSDIGEST_SEND_RATE_PER_DOMAIN = env_float("NEWSDIGEST_SEND_RATE_PER_DOMAIN", 0
 NEWSDIGEST_CONFIRM_MAX_AGE = env_int("NEWSDIGEST_CONFIRM_MAX_AGE", 3 * 24 * 3600)
 NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR = env_int("NEWSDIGEST_SUBSCRIBE_PER_IP_PER_HOUR", 20)
 NEWSDIGEST_SOFT_BOUNCE_LIMIT = env_int("NEWSDIGEST_SOFT_BOUNCE_LIMIT", 3)
+# --- Subscriber import (i18) -------------------------------------------------
+# `subscribers import` refuses larger files up front (a regular file) or as soon as it gets there (stdin),
+# having written nothing; one CSV line may not exceed the line cap (a file without line breaks is refused
+# after that many bytes, not read whole).
+NEWSDIGEST_IMPORT_MAX_BYTES = env_int("NEWSDIGEST_IMPORT_MAX_BYTES", 32 * 1024 * 1024)
+NEWSDIGEST_IMPORT_MAX_ROWS = env_int("NEWSDIGEST_IMPORT_MAX_ROWS", 500_000)
+NEWSDIGEST_IMPORT_MAX_LINE_BYTES = env_int("NEWSDIGEST_IMPORT_MAX_LINE_BYTES", 16 * 1024)
 CELERY_BEAT_SCHEDULE = {
     "newsdigest-sweep-deliveries": {
         "task": "worker.tasks.sweep_deliveries",
