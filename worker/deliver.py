@@ -20,29 +20,36 @@ import smtplib
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
 from functools import cache
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, F, Q, TextField, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from . import render, schedule
+from .broker import BrokerUnavailable
 from .dkim import SignedEmailMessage
 from .models import Delivery, Digest, Subscriber, Subscription, transition
 from .ratelimit import TokenBucket
 
 log = logging.getLogger("newsdigest.deliver")
 
+# What publishing a task raises when the broker does not answer (kombu wraps the transport's errors;
+# BrokerUnavailable is the CLI's fast-fail check).
+PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError, BrokerUnavailable)
 OPEN_ROWS = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
 FINAL_ROWS = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED, Delivery.Status.BOUNCED)
 
@@ -139,6 +146,36 @@ def begin_send(digest_id: int) -> None:
             raise SendRefused(f"digest {digest_id} is already {status}; a digest is sent once "
                               f"(see `newsdigest send {digest_id} --status`)")
         raise SendRefused(f"digest {digest_id} is {status or 'missing'}; only an approved digest can be sent")
+
+
+def start_or_stay_approved(digest_id: int, publish: Callable[[int], object]) -> None:
+    """begin_send, then `publish` the fan-out (the start_send task); when the broker cannot take it, the
+    digest goes back to approved and SendRefused says why, so nothing sits in `sending` with no rows.
+
+    The way back is guarded by "no delivery row yet": if the start message did get through and a
+    worker already fanned out, the digest is left sending and the sweeper carries it on.
+    """
+    begin_send(digest_id)
+    try:
+        publish(digest_id)
+    except PUBLISH_ERRORS as exc:
+        undone = transition(Digest.objects.filter(~Exists(Delivery.objects.filter(digest_id=OuterRef("pk"))),
+                                                  pk=digest_id),
+                            from_status=Digest.Status.SENDING, to_status=Digest.Status.APPROVED,
+                            send_started_at=None)
+        if undone:
+            raise SendRefused(f"digest {digest_id} not started, still approved: the broker did not take the "
+                              f"task ({_one_line(str(exc))[:200]}); check REDIS_URL / CELERY_BROKER_URL") from None
+        log.warning("digest %s: publishing its start failed after the fan-out began; the sweeper continues it",
+                    digest_id)
+
+
+def forget_nudge(delivery_ids: list[int]) -> None:
+    """Rows whose send_batch message could not be published: the next sweep publishes them again
+    (instead of waiting out NEWSDIGEST_DELIVERY_NUDGE_SECONDS for a message that never left)."""
+    for start in range(0, len(delivery_ids), 500):  # SQLite's bound-parameter limit
+        Delivery.objects.filter(pk__in=delivery_ids[start:start + 500], status=Delivery.Status.QUEUED).update(
+            lease_until=None)
 
 
 def fan_out(digest_id: int) -> list[list[int]]:
