@@ -354,7 +354,8 @@ class Delivery(models.Model):
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # Indexed with lease_until and with attempts (Meta): the sweeper's questions, at any list size.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     message_id = models.CharField(max_length=300, blank=True)
     last_error = models.TextField(blank=True)
@@ -371,7 +372,9 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["digest", "subscriber"], name="one_delivery_per_subscriber")
         ]
-        indexes = [models.Index(fields=["digest", "status"])]
+        indexes = [models.Index(fields=["digest", "status"]),
+                   models.Index(fields=["status", "lease_until"], name="delivery_status_lease"),
+                   models.Index(fields=["status", "attempts"], name="delivery_status_attempts")]
 
 
 class SuppressionEvent(models.Model):
