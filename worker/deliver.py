@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
@@ -259,17 +260,21 @@ def nudge(digest_id: int | None = None) -> list[list[int]]:
     rows = Delivery.objects.filter(stale, status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING)
     if digest_id is not None:
         rows = rows.filter(digest_id=digest_id)
+    # One UPDATE marks them all, then the rows carrying this very lease are listed (by index): two
+    # statements whatever the list size. The random microseconds keep two concurrent nudges apart; if
+    # one overwrites the other's lease, its rows are simply published by it instead.
+    lease = now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS,
+                            microseconds=-random.randrange(1_000_000))
+    Delivery.objects.filter(pk__in=rows.values("pk")).update(lease_until=lease)
+    nudged = Delivery.objects.filter(status=Delivery.Status.QUEUED, lease_until=lease)
     size = settings.NEWSDIGEST_SEND_BATCH_SIZE
     batches: list[list[int]] = []
     current_digest = None
-    for digest, pk in rows.order_by("digest_id", "pk").values_list("digest_id", "pk").iterator(chunk_size=5000):
+    for digest, pk in nudged.order_by("digest_id", "pk").values_list("digest_id", "pk").iterator(chunk_size=5000):
         if digest != current_digest or len(batches[-1]) >= size:
             batches.append([])
             current_digest = digest
         batches[-1].append(pk)
-    lease = now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
-    for batch in batches:  # one UPDATE per batch keeps within SQLite's bound-parameter limit
-        Delivery.objects.filter(pk__in=batch, status=Delivery.Status.QUEUED).update(lease_until=lease)
     return batches
 
 
@@ -564,9 +569,39 @@ def _mark_in_flight(chunk: list[tuple[Delivery, EmailMultiAlternatives]], claime
     for delivery, message in chunk:
         delivery.message_id = message.extra_headers["Message-ID"]
     mine = Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
-    if mine.bulk_update([d for d, _ in chunk], ["message_id"]) == len(chunk):
+    with transaction.atomic():
+        if _relaxed():
+            with db_connection.cursor() as cursor:  # durable whatever the session says (see _relaxed_commits)
+                cursor.execute("SET LOCAL synchronous_commit TO on")
+        updated = mine.bulk_update([d for d, _ in chunk], ["message_id"])
+    if updated == len(chunk):
         return {d.pk for d, _ in chunk}
     return set(mine.filter(pk__in=[d.pk for d, _ in chunk]).values_list("pk", flat=True))
+
+
+def _relaxed() -> bool:
+    return db_connection.vendor == "postgresql" and settings.NEWSDIGEST_DELIVERY_RELAXED_COMMIT
+
+
+@contextmanager
+def _relaxed_commits():
+    """PostgreSQL: while a batch is sent, its commits (the per-message `sent` marks above all) do not
+    wait for the WAL flush, which was a disk sync per message; the in-flight marks still do.
+
+    Nothing widens: a worker crash loses no commit (the server has it), and a database crash can
+    only lose the last fraction of a second of `sent` marks, whose rows carry their durable
+    Message-ID and are re-sent flagged as possible duplicates, as after any crash mid-send.
+    """
+    if not _relaxed():
+        yield
+        return
+    with db_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with db_connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
 
 
 def send_batch(delivery_ids: list[int]) -> BatchResult:
@@ -576,11 +611,16 @@ def send_batch(delivery_ids: list[int]) -> BatchResult:
     row back with backoff (`retry_ids`, `retry_in`); a digest paused or cancelled meanwhile
     gets its unsent rows back within about a second.
     """
-    result = BatchResult()
     claimer = worker_name()
     rows = claim(delivery_ids, claimer)
     if not rows:
-        return result
+        return BatchResult()
+    with _relaxed_commits():
+        return _send_rows(rows, claimer)
+
+
+def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
+    result = BatchResult()
     digest = Digest.objects.select_related("newsletter").get(pk=rows[0].digest_id)
     rendered = render.ensure_rendered(digest)
     rows = _drop_unwanted(rows, digest, claimer, result.counts)
