@@ -253,6 +253,10 @@ if max(NEWSDIGEST_DELIVERY_BACKOFF_MAX, CELERY_TASK_TIME_LIMIT) >= CELERY_VISIBI
                      "NEWSDIGEST_DELIVERY_BACKOFF_MAX")
 # The Celery queue whose length /metrics reports as the queue depth.
 NEWSDIGEST_CELERY_QUEUE = os.environ.get("NEWSDIGEST_CELERY_QUEUE", "celery")
+# i18: ...and the queue tasks go to, so deployments (and test runs) sharing one broker keep apart. With
+# CELERY_BROKER_URL=amqp://... (RabbitMQ) the same acks-late guarantees hold: a killed worker's unacked
+# messages are redelivered when its channel closes; Redis (REDIS_URL) still holds limits and locks.
+CELERY_TASK_DEFAULT_QUEUE = NEWSDIGEST_CELERY_QUEUE
 # --- Rendering/DKIM ---------------------------------------------------------
 # DKIM signing is on when a selector, a domain and a key (file or inline PEM) are all set.
 NEWSDIGEST_DKIM_SELECTOR = os.environ.get("NEWSDIGEST_DKIM_SELECTOR", "")
