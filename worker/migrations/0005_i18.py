@@ -17,8 +17,8 @@ def refuse_case_duplicates(apps, schema_editor):
                    .filter(n__gt=1).values_list("key", flat=True)[:20])
     if clashes:
         raise RuntimeError(
-            "subscribers whose addresses differ only in case must be merged or deleted before this migration "
-            f"(newsdigest admin, Subscribers): {', '.join(clashes)}")
+            "subscribers whose addresses differ only in case must be merged or deleted (in /admin/, Subscribers) "
+            f"before this migration: {', '.join(clashes)}")
 
 
 class Migration(migrations.Migration):
