@@ -738,10 +738,12 @@ def expired_leases_to_queue() -> int:
     """
     now = timezone.now()
     expired = Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
-    in_flight = list(expired.exclude(message_id="").values_list("pk", "message_id"))
-    for pk, mid in in_flight:
-        log.warning("delivery %s (%s): worker lost mid-send; may be delivered twice", pk, mid)
-    expired.exclude(message_id="").update(possible_duplicate=True)
+    # One line however many rows (a dead worker can leave a whole batch): the report names them all.
+    in_flight = list(expired.exclude(message_id="").values_list("pk", flat=True)[:10])
+    flagged = expired.exclude(message_id="").update(possible_duplicate=True)
+    if flagged:
+        log.warning("%s deliveries (%s%s) lost their worker mid-send; they may be delivered twice",
+                    flagged, ", ".join(map(str, in_flight)), ", ..." if flagged > len(in_flight) else "")
     failed = expired.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).update(
         status=Delivery.Status.FAILED, lease_until=None, last_error=_gave_up(Value("worker lost")))
     return failed + expired.update(status=Delivery.Status.QUEUED, claimed_by="", lease_until=None)
