@@ -1,7 +1,10 @@
 """Crash test: real workers SIGKILLed mid-send, a flaky SMTP server; nothing lost, every double flagged."""
 
+import os
+import uuid
 from collections import Counter
 
+import kombu
 import pytest
 
 from tests import support
@@ -9,16 +12,36 @@ from worker import deliver, render
 from worker.models import Delivery, Digest
 
 SUBSCRIBERS = 2000
+AMQP_URL = os.environ.get("NEWSDIGEST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request, redis_url):
+    """The Celery broker: the test's private Redis, or RabbitMQ (with Redis kept for limits) on a queue
+    of its own, so parallel runs sharing one RabbitMQ never take each other's messages."""
+    if request.param == "redis":
+        yield {"CELERY_BROKER_URL": redis_url}
+        return
+    queue = f"nd-crash-{uuid.uuid4().hex[:12]}"
+    try:
+        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no RabbitMQ here"
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
+    yield {"CELERY_BROKER_URL": AMQP_URL, "NEWSDIGEST_CELERY_QUEUE": queue}
+    with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
+        conn.default_channel.queue_delete(queue)
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_killed_workers_and_a_flaky_server_lose_nothing(tmp_path, redis_url):
+def test_killed_workers_and_a_flaky_server_lose_nothing(tmp_path, redis_url, broker):
     digest = support.approved_digest(SUBSCRIBERS, unsubscribed=25, bounced=25)
     render.ensure_rendered(digest)
     record = tmp_path / "received.tsv"
     with support.smtp_sink(record, tempfail=0.05, drop=0.02) as port:
         env = support.subprocess_env(
+            **broker,
             REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}", NEWSDIGEST_VAR_DIR=str(tmp_path / "var"),
             NEWSDIGEST_DELIVERY_LEASE_SECONDS="5", NEWSDIGEST_DELIVERY_NUDGE_SECONDS="8",
             NEWSDIGEST_DELIVERY_BACKOFF_BASE="0.5", NEWSDIGEST_DELIVERY_BACKOFF_MAX="3",

@@ -9,6 +9,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.timezone import now
 
 
@@ -271,6 +272,10 @@ class Subscriber(models.Model):
         TEXT = "text"
 
     email = models.EmailField(unique=True)
+    # The address as matched on import and sign-up (case-insensitively), kept by the database itself so
+    # every write path (bulk inserts included) fills it; its unique index makes a lookup one index probe.
+    email_key = models.GeneratedField(expression=Lower("email"), output_field=models.CharField(max_length=254),
+                                      db_persist=True, unique=True)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     timezone = models.CharField(max_length=64, blank=True)
@@ -421,7 +426,8 @@ class Delivery(models.Model):
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # Indexed with lease_until and with attempts (Meta): the sweeper's questions, at any list size.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     message_id = models.CharField(max_length=300, blank=True)
     last_error = models.TextField(blank=True)
@@ -438,7 +444,9 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["digest", "subscriber"], name="one_delivery_per_subscriber")
         ]
-        indexes = [models.Index(fields=["digest", "status"])]
+        indexes = [models.Index(fields=["digest", "status"]),
+                   models.Index(fields=["status", "lease_until"], name="delivery_status_lease"),
+                   models.Index(fields=["status", "attempts"], name="delivery_status_attempts")]
 
 
 class SuppressionEvent(models.Model):

@@ -26,9 +26,8 @@ def _who(user: Actor) -> str:
 
 def send(digest_id: int, user: Actor = None) -> str:
     """approved -> sending now (a clear refusal otherwise); the fan-out runs on the workers."""
-    deliver.begin_send(digest_id)
+    deliver.start_or_stay_approved(digest_id, tasks.start_send.delay)
     audit.record(digest_id, user, "send started")
-    tasks.start_send.delay(digest_id)
     return f"digest {digest_id}: sending"
 
 

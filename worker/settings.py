@@ -310,6 +310,9 @@ NEWSDIGEST_DELIVERY_BACKOFF_BASE = env_float("NEWSDIGEST_DELIVERY_BACKOFF_BASE",
 NEWSDIGEST_DELIVERY_BACKOFF_MAX = env_float("NEWSDIGEST_DELIVERY_BACKOFF_MAX", 300.0)
 # Message-IDs written (durably) per commit ahead of sending; a crash flags at most this many rows.
 NEWSDIGEST_DELIVERY_INFLIGHT_GROUP = env_int("NEWSDIGEST_DELIVERY_INFLIGHT_GROUP", 10)
+# PostgreSQL: per-message `sent` marks committed without waiting for the WAL flush (in-flight marks
+# stay durable; see deliver._relaxed_commits). 0 makes every commit wait.
+NEWSDIGEST_DELIVERY_RELAXED_COMMIT = env_bool("NEWSDIGEST_DELIVERY_RELAXED_COMMIT", True)
 # Consecutive send errors that pause a digest (0 = never).
 NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS = env_int("NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS", 50)
 # Messages per second across all workers, and per recipient domain (0 = unlimited).
@@ -341,6 +344,13 @@ NEWSDIGEST_INBOUND_MAX_BYTES = env_int("NEWSDIGEST_INBOUND_MAX_BYTES", 1024 * 10
 NEWSDIGEST_PAUSE_MIN_SENT = env_int("NEWSDIGEST_PAUSE_MIN_SENT", 100)
 NEWSDIGEST_PAUSE_BOUNCE_RATE = env_float("NEWSDIGEST_PAUSE_BOUNCE_RATE", 0.05)
 NEWSDIGEST_PAUSE_COMPLAINT_RATE = env_float("NEWSDIGEST_PAUSE_COMPLAINT_RATE", 0.003)
+# --- Subscriber import (i18) -------------------------------------------------
+# `subscribers import` refuses larger files up front (a regular file) or as soon as it gets there (stdin),
+# having written nothing; one CSV line may not exceed the line cap (a file without line breaks is refused
+# after that many bytes, not read whole).
+NEWSDIGEST_IMPORT_MAX_BYTES = env_int("NEWSDIGEST_IMPORT_MAX_BYTES", 32 * 1024 * 1024)
+NEWSDIGEST_IMPORT_MAX_ROWS = env_int("NEWSDIGEST_IMPORT_MAX_ROWS", 500_000)
+NEWSDIGEST_IMPORT_MAX_LINE_BYTES = env_int("NEWSDIGEST_IMPORT_MAX_LINE_BYTES", 16 * 1024)
 CELERY_BEAT_SCHEDULE = {
     "newsdigest-sweep-deliveries": {
         "task": "worker.tasks.sweep_deliveries",
@@ -371,6 +381,10 @@ CELERY_BEAT_SCHEDULE["newsdigest-flush-clicks"] = {
     "task": "worker.tasks.flush_clicks", "schedule": float(NEWSDIGEST_CLICK_FLUSH_SECONDS)}
 # The Celery queue whose length /metrics reports as the queue depth.
 NEWSDIGEST_CELERY_QUEUE = os.environ.get("NEWSDIGEST_CELERY_QUEUE", "celery")
+# i18: ...and the queue tasks go to, so deployments (and test runs) sharing one broker keep apart. With
+# CELERY_BROKER_URL=amqp://... (RabbitMQ) the same acks-late guarantees hold: a killed worker's unacked
+# messages are redelivered when its channel closes; Redis (REDIS_URL) still holds limits and locks.
+CELERY_TASK_DEFAULT_QUEUE = NEWSDIGEST_CELERY_QUEUE
 # --- Rendering/DKIM ---------------------------------------------------------
 # DKIM signing is on when a selector, a domain and a key (file or inline PEM) are all set.
 NEWSDIGEST_DKIM_SELECTOR = os.environ.get("NEWSDIGEST_DKIM_SELECTOR", "")

@@ -5,21 +5,25 @@ signed, expiring confirmation link; `confirm` activates it. Nothing here ever br
 an address that bounced or complained, and no answer reveals whether an address was known.
 """
 
+import codecs
 import csv
 import hashlib
 import ipaddress
 import re
 import unicodedata
 import zoneinfo
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import time
 from functools import cache, lru_cache
-from typing import IO
+from itertools import islice
+from typing import IO, TypeVar
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
@@ -32,6 +36,7 @@ TOKEN_MAX_AGE = None  # unsubscribe links in old emails must keep working
 CONFIRM_SALT = "newsdigest.confirm"
 SUPPRESSED = (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
 UNSUBSCRIBE_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)
+T = TypeVar("T")
 
 
 class InvalidSubscriber(ValueError):
@@ -77,7 +82,8 @@ def _timezones() -> frozenset[str]:
 
 
 def _find(email: str) -> Subscriber | None:
-    return Subscriber.objects.filter(email__iexact=email).first()
+    # email_key is the database's lower(); `email=` covers addresses it lower-cases differently from Python.
+    return Subscriber.objects.filter(Q(email_key=email.lower()) | Q(email=email)).first()
 
 
 # --- sign-up ---------------------------------------------------------------------------
@@ -278,71 +284,167 @@ class ImportReport:
     added: int = 0
     subscribed: int = 0
     unchanged: int = 0
+    awaiting_confirmation: int = 0  # of `unchanged`: pending from an earlier import or sign-up, not mailed again
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-def import_csv(stream: IO[str], newsletter: Newsletter, *, confirmed: bool) -> ImportReport:
+class ImportRefused(InvalidSubscriber):
+    """The whole file is refused (size, encoding, CSV syntax, row cap); nothing was written."""
+
+
+IMPORT_CHUNK = 1000  # rows per round trip: a few queries per chunk, so the cost per row stays constant
+
+
+def import_csv(stream: IO[bytes], newsletter: Newsletter, *, confirmed: bool,
+               progress: Callable[[Iterator], Iterator] | None = None) -> ImportReport:
     """Rows with an `email` column (optional `name`, `timezone`); the header row is required.
 
     --confirmed makes new and pending rows active (the list owner vouches for the opt-in);
-    without it they get a confirmation mail. Unsubscribed, bounced or complained addresses
-    are never re-activated.
+    without it, subscriptions this import creates get a confirmation mail, after the commit;
+    a subscription already pending gets none (re-importing a file mails nobody twice).
+    Unsubscribed, bounced or complained addresses are never re-activated.
+
+    The binary stream is read line by line, never whole, and everything is written in one
+    transaction, IMPORT_CHUNK rows at a time: a file refused halfway (a byte that is not UTF-8,
+    broken CSV, over NEWSDIGEST_IMPORT_MAX_BYTES/_ROWS) raises ImportRefused naming the line,
+    and the database is left as it was. Bad rows are only reported (`rejected`), never fatal.
     """
     report = ImportReport()
-    reader = csv.DictReader(stream)
-    if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
+    reader = csv.reader(_csv_lines(stream))
+    header = [column.strip().lower() for column in _next_row(reader) or []]
+    if "email" not in header:
         raise InvalidSubscriber("the CSV needs a header row with an 'email' column")
-    seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        row = {(k or "").strip().lower(): (v or "") for k, v in row.items() if k}
-        try:
-            email = normalise_email(row.get("email", ""))
-            name, tz = clean_name(row.get("name", "")), clean_timezone(row.get("timezone", ""))
-        except InvalidSubscriber as exc:
-            report.rejected.append((line, str(exc)))
-            continue
-        if email.lower() in seen:
-            report.rejected.append((line, f"duplicate of line {seen[email.lower()]} ({email})"))
-            continue
-        seen[email.lower()] = line
-        _import_row(report, newsletter, email, name, tz, confirmed)
+    rows = _valid_rows(reader, header, report)
+    if progress is not None:
+        rows = progress(rows)
+    to_mail: list[int] = []
+    with transaction.atomic():
+        for chunk in _chunks(rows, IMPORT_CHUNK):
+            to_mail += _import_chunk(chunk, newsletter, confirmed, report)
+    for pks in _chunks(to_mail, IMPORT_CHUNK):
+        for subscriber in Subscriber.objects.filter(pk__in=pks).order_by("pk"):
+            send_confirmation(subscriber, newsletter)
     return report
 
 
-def _import_row(report: ImportReport, newsletter: Newsletter, email: str, name: str, tz: str,
-                confirmed: bool) -> None:
-    with transaction.atomic():
-        subscriber = _find(email)
-        if subscriber is None:
-            subscriber = Subscriber.objects.create(
-                email=email, name=name, timezone=tz,
-                status=Subscriber.Status.ACTIVE if confirmed else Subscriber.Status.PENDING,
-                confirmed_at=timezone.now() if confirmed else None)
-            report.added += 1
-        elif subscriber.status in (*SUPPRESSED, Subscriber.Status.UNSUBSCRIBED):
-            report.unchanged += 1
-            return
-        subscription, created = Subscription.objects.get_or_create(
-            subscriber=subscriber, newsletter=newsletter,
-            defaults={"status": Subscription.Status.ACTIVE if confirmed else Subscription.Status.PENDING})
-        if subscription.status == Subscription.Status.UNSUBSCRIBED:
-            report.unchanged += 1
-            return
-        if confirmed:
-            Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
-                status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
-            moved = Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.PENDING).update(
-                status=Subscription.Status.ACTIVE)
-            report.subscribed += int(created or bool(moved))
-            if not (created or moved):
-                report.unchanged += 1
-        elif subscription.status != Subscription.Status.PENDING:
-            report.unchanged += 1
-            return
+def _csv_lines(stream: IO[bytes]) -> Iterator[str]:
+    """Decoded lines with their line ends (what csv.reader wants), under the byte and line caps."""
+    cap, longest = settings.NEWSDIGEST_IMPORT_MAX_BYTES, settings.NEWSDIGEST_IMPORT_MAX_LINE_BYTES
+    total = number = 0
+    while raw := stream.readline(longest + 1):
+        number += 1
+        total += len(raw)
+        if total > cap:
+            raise ImportRefused(f"line {number}: the file is larger than {cap} bytes "
+                                "(NEWSDIGEST_IMPORT_MAX_BYTES); nothing was imported")
+        if len(raw) > longest and not raw.endswith(b"\n"):
+            raise ImportRefused(f"line {number} is longer than {longest} bytes "
+                                "(NEWSDIGEST_IMPORT_MAX_LINE_BYTES); nothing was imported")
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(f"line {number}: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not "
+                                "UTF-8; nothing was imported (save the file as UTF-8)") from None
+
+
+def _next_row(reader) -> list[str] | None:
+    start = reader.line_num + 1
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        where = f"line {start}" if reader.line_num <= start else f"lines {start}-{reader.line_num}"
+        raise ImportRefused(f"{where}: broken CSV: {exc} (an unclosed quote?); nothing was imported") from None
+
+
+def _valid_rows(reader, header: list[str], report: ImportReport) -> Iterator[tuple[str, str, str]]:
+    """(email, name, timezone) of each acceptable row; the others go to report.rejected with their line."""
+    column = {name: index for index, name in reversed(list(enumerate(header)))}
+    seen: dict[str, int] = {}
+    count, cap = 0, settings.NEWSDIGEST_IMPORT_MAX_ROWS
+    while (row := _next_row(reader)) is not None:
+        if not row:
+            continue  # a blank line
+        count += 1
+        if count > cap:
+            raise ImportRefused(f"line {reader.line_num}: more than {cap} rows (NEWSDIGEST_IMPORT_MAX_ROWS); "
+                                "nothing was imported; split the file")
+        line = reader.line_num
+        value = {name: row[index] if index < len(row) else "" for name, index in column.items()}
+        try:
+            email = normalise_email(value["email"])
+            name, tz = clean_name(value.get("name", "")), clean_timezone(value.get("timezone", ""))
+        except InvalidSubscriber as exc:
+            report.rejected.append((line, str(exc)))
+            continue
+        if (key := email.lower()) in seen:
+            report.rejected.append((line, f"duplicate of line {seen[key]} ({email})"))
+            continue
+        seen[key] = line
+        yield email, name, tz
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _known(emails: list[str]) -> dict[str, tuple[int, str]]:
+    """{lower-cased address: (pk, status)} of the subscribers among `emails`: one query on the unique
+    indexes (email_key, and email itself for addresses the database lower-cases differently)."""
+    match = Q(email_key__in=[email.lower() for email in emails])
+    if unusual := [email for email in emails if not email.isascii()]:
+        match |= Q(email__in=unusual)
+    rows = Subscriber.objects.filter(match).values_list("pk", "email", "status")
+    return {email.lower(): (pk, status) for pk, email, status in rows}
+
+
+def _import_chunk(chunk: list[tuple[str, str, str]], newsletter: Newsletter, confirmed: bool,
+                  report: ImportReport) -> list[int]:
+    """Write one chunk of valid rows; returns the subscribers to mail a confirmation (after the commit)."""
+    now = timezone.now()
+    known = _known([email for email, _, _ in chunk])
+    new = [Subscriber(email=email, name=name, timezone=tz,
+                      status=Subscriber.Status.ACTIVE if confirmed else Subscriber.Status.PENDING,
+                      confirmed_at=now if confirmed else None)
+           for email, name, tz in chunk if email.lower() not in known]
+    if new:
+        try:
+            with transaction.atomic():
+                Subscriber.objects.bulk_create(new)
+            added = {s.email.lower(): (s.pk, s.status) for s in new if s.pk is not None}
+            if len(added) != len(new):  # the database returned no ids (SQLite before 3.35)
+                added = _known([s.email for s in new])
+        except IntegrityError:
+            # A sign-up committed since the look-up: keep its row and take the rest.
+            Subscriber.objects.bulk_create(new, ignore_conflicts=True)
+            added = {k: v for k, v in _known([s.email for s in new]).items() if k not in known}
+        known |= added
+        report.added += len(added)
+    people = [pk for pk, status in known.values() if status not in (*SUPPRESSED, Subscriber.Status.UNSUBSCRIBED)]
+    report.unchanged += len(known) - len(people)
+    have = dict(Subscription.objects.filter(newsletter=newsletter, subscriber_id__in=people)
+                .values_list("subscriber_id", "status"))
+    fresh = [pk for pk in people if pk not in have]
+    Subscription.objects.bulk_create(
+        [Subscription(subscriber_id=pk, newsletter=newsletter,
+                      status=Subscription.Status.ACTIVE if confirmed else Subscription.Status.PENDING)
+         for pk in fresh], ignore_conflicts=True)
+    report.subscribed += len(fresh)
+    pending = [pk for pk, status in have.items() if status == Subscription.Status.PENDING]
     if not confirmed:
-        send_confirmation(subscriber, newsletter)
-        report.subscribed += 1
+        report.unchanged += len(have)
+        report.awaiting_confirmation += len(pending)
+        return fresh
+    Subscriber.objects.filter(pk__in=people, status=Subscriber.Status.PENDING).update(
+        status=Subscriber.Status.ACTIVE, confirmed_at=now)
+    Subscription.objects.filter(newsletter=newsletter, subscriber_id__in=pending,
+                                status=Subscription.Status.PENDING).update(status=Subscription.Status.ACTIVE)
+    report.subscribed += len(pending)
+    report.unchanged += len(have) - len(pending)
+    return []
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (=HYPERLINK,

@@ -28,14 +28,16 @@ def regenerate_summary(regeneration_id: int) -> str:
     return desk.run_regeneration(regeneration_id).status
 
 
-@shared_task(bind=True)
+# The delivery tasks keep no result: the database holds their outcome, and publishing them then needs
+# the broker alone (a result store that is down made `send` hang ~20 s before failing).
+@shared_task(bind=True, ignore_result=True)
 def start_send(self, digest_id: int) -> int:
     """Fan-out: create the Delivery rows (idempotent) and publish their batches after commit."""
     return publish_batches(deliver.fan_out(digest_id))
 
 
 @shared_task(bind=True, autoretry_for=(deliver.DeliveryTransientError,), retry_backoff=2,
-             retry_backoff_max=60, retry_jitter=True, max_retries=8)
+             retry_backoff_max=60, retry_jitter=True, max_retries=8, ignore_result=True)
 def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
     result = deliver.send_batch(delivery_ids)
     if result.retry_ids:
@@ -45,7 +47,7 @@ def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
     return result.counts
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def sweep_deliveries() -> int:
     """Periodic safety net (celery beat, every NEWSDIGEST_DELIVERY_SWEEP_SECONDS): see deliver.sweep."""
     return publish_batches(deliver.sweep())
@@ -53,9 +55,19 @@ def sweep_deliveries() -> int:
 
 def publish_batches(batches: list[list[int]]) -> int:
     """One send_batch per batch, published once the rows it names are committed."""
-    for batch in batches:
-        enqueue_after_commit(send_batch, batch)
+    if batches:
+        transaction.on_commit(lambda: _publish(batches))
     return sum(map(len, batches))
+
+
+def _publish(batches: list[list[int]]) -> None:
+    for index, batch in enumerate(batches):
+        try:
+            send_batch.delay(batch)
+        except deliver.PUBLISH_ERRORS:
+            # This and the later batches go back to the sweeper at once, not after the nudge window.
+            deliver.forget_nudge([pk for rest in batches[index:] for pk in rest])
+            raise
 
 
 @shared_task

@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--baseline-messages", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--compare-commits", action="store_true",
+                        help="also run 1 worker with every commit durable (NEWSDIGEST_DELIVERY_RELAXED_COMMIT=0)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nd-fanout-"))
     admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -70,18 +72,25 @@ def run(args, tmp: Path) -> None:
         call_command("migrate", verbosity=0)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         print(f"database: {args.db}; batch size {args.batch_size}; sink: aiosmtpd in its own process")
+        # (label, worker processes, extra environment); the durable-commit run measures what
+        # NEWSDIGEST_DELIVERY_RELAXED_COMMIT buys (PostgreSQL only).
+        runs = [("1 worker", 1, {}), ("2 workers", 2, {})]
+        if args.db == "postgres" and args.compare_commits:
+            runs.insert(1, ("1 worker, every commit durable", 1, {"NEWSDIGEST_DELIVERY_RELAXED_COMMIT": "0"}))
         for n in args.subscribers:
-            digest_ids = [_make_digest(n) for _ in range(2)]
+            digest_ids = [_make_digest(n) for _ in runs]
             base = baseline(digest_ids[0], min(n, args.baseline_messages), port)
             print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
             print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
             rates = {}
-            for workers, digest_id in zip((1, 2), digest_ids, strict=True):
-                rate, rss = fan_out(digest_id, n, workers, env, tmp, tmp / "sink.tsv")
-                rates[workers] = rate
-                print(f"  {workers} worker process(es): {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
-                      f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}")
-            print(f"  1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
+            for (label, workers, extra), digest_id in zip(runs, digest_ids, strict=True):
+                rate, rss = fan_out(digest_id, n, workers, {**env, **extra}, tmp, tmp / "sink.tsv")
+                rates[label] = rate
+                print(f"  {label}: {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
+                      f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
+            base_after = baseline(digest_ids[0], min(n, args.baseline_messages), port)
+            print(f"  baseline again after the workers: {base_after:8.1f} msgs/s (load drift)")
+            print(f"  1 -> 2 workers: {rates['2 workers'] / rates['1 worker']:.2f}x")
 
 
 def _make_digest(n: int) -> int:

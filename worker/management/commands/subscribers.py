@@ -1,11 +1,15 @@
 """`newsdigest subscribers import FILE --newsletter SLUG [--confirmed]` and
 `newsdigest subscribers export [--newsletter SLUG]` (CSV on stdout)."""
 
+import os
+import stat
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from worker import subscribers
+from worker.management.commands._progress import progress
 from worker.models import Newsletter
 
 
@@ -32,22 +36,37 @@ class Command(BaseCommand):
 
     def do_import(self, path: str, newsletter: Newsletter, confirmed: bool) -> None:
         try:
-            stream = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
+            stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from None
         try:
-            report = subscribers.import_csv(stream, newsletter, confirmed=confirmed)
+            _refuse_oversized(stream)
+            report = subscribers.import_csv(
+                stream, newsletter, confirmed=confirmed,
+                progress=lambda rows: progress(rows, "importing", stream=self.stderr))
         except subscribers.InvalidSubscriber as exc:
-            raise CommandError(str(exc)) from None
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{path} is not UTF-8 text: {exc}") from None
+            raise CommandError(f"{path}: {exc}") from None
         finally:
-            if stream is not sys.stdin:
+            if stream is not sys.stdin.buffer:
                 stream.close()
         for line, reason in report.rejected:
             self.stderr.write(f"line {line}: rejected: {reason}")
+        waiting = (f" ({report.awaiting_confirmation} already awaiting confirmation, not mailed again)"
+                   if report.awaiting_confirmation else "")
         self.stdout.write(f"{report.added} new subscribers, {report.subscribed} subscribed to {newsletter.slug}, "
-                          f"{report.unchanged} unchanged, {len(report.rejected)} rejected")
+                          f"{report.unchanged} unchanged{waiting}, {len(report.rejected)} rejected")
+
+
+def _refuse_oversized(stream) -> None:
+    """A regular file over the cap is refused before a byte of it is read (stdin is capped while streaming)."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is both: a stream without a file behind it
+        return
+    cap = settings.NEWSDIGEST_IMPORT_MAX_BYTES
+    if stat.S_ISREG(info.st_mode) and info.st_size > cap:
+        raise subscribers.ImportRefused(f"{info.st_size} bytes is more than NEWSDIGEST_IMPORT_MAX_BYTES ({cap}); "
+                                        "nothing was imported; split the file or raise the limit")
 
 
 def _newsletter(slug: str) -> Newsletter:

@@ -6,10 +6,10 @@ under `newsdigest beat`): rows of dead workers back to the queue, lost messages 
 
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
-from worker import tasks
+from worker import deliver, tasks
 
 
 class Command(BaseCommand):
@@ -20,7 +20,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, every, **options):
         while True:
-            nudged = tasks.sweep_deliveries()
+            try:
+                nudged = tasks.sweep_deliveries()
+            except deliver.PUBLISH_ERRORS as exc:
+                # The rows stay queued with no message believed in flight: the next pass publishes them.
+                if every is None:
+                    raise CommandError(f"the broker did not take the re-published deliveries: {exc}") from None
+                self.stderr.write(f"broker unreachable, retrying in {every:g} s: {exc}")
+                nudged = None
             if every is None:
                 self.stdout.write(f"{nudged} deliveries re-published")
                 return

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worker', '0009_i20'),
+        ('worker', '0004_clicks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("worker", "0003_i14")]
+    dependencies = [("worker", "0003_bounces")]
 
     operations = [
         migrations.AddField(

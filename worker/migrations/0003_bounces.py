@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("worker", "0002_i13")]
+    dependencies = [("worker", "0002_security")]
 
     operations = [
         migrations.AlterField(
