@@ -70,12 +70,20 @@ def _pings(client) -> bool:
 
 
 class RecordingHandler:
-    """Keeps every accepted message; `reply` lets a test answer with an SMTP error instead."""
+    """Keeps every accepted message; `reply` (DATA) and `rcpt_reply` (RCPT) let a test answer with an
+    SMTP error instead."""
 
     def __init__(self):
         self.messages: list[EmailMessage] = []
         self.reply = None
+        self.rcpt_reply = None
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply(address)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.reply is not None:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tests import support
 from worker import deliver, render, subscribers
-from worker.models import Delivery, Digest, Subscriber, Subscription
+from worker.models import Delivery, Digest, Subscriber, Subscription, SuppressionEvent
 
 
 @pytest.fixture
@@ -98,6 +98,34 @@ def test_a_5xx_fails_the_row_for_good_with_the_servers_reply(digest, smtp):
     assert result.counts["failed"] == 3 and not result.retry_ids
     row = Delivery.objects.get(pk=batch[0])
     assert row.status == Delivery.Status.FAILED and "550 5.1.1 no such user" in row.last_error
+
+
+@pytest.mark.django_db
+def test_a_recipient_refused_as_unknown_during_smtp_is_suppressed_at_once(digest, smtp):
+    smtp.rcpt_reply = lambda address: "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+    batch = started(digest)[0]
+    deliver.send_batch(batch)
+    row = Delivery.objects.select_related("subscriber").get(pk=batch[0])
+    assert row.status == Delivery.Status.FAILED
+    assert row.subscriber.status == Subscriber.Status.BOUNCED
+    assert SuppressionEvent.objects.get(delivery=row).kind == SuppressionEvent.Kind.HARD_BOUNCE
+
+
+@pytest.mark.django_db
+def test_a_recipient_refused_for_our_reputation_never_suppresses_the_reader(digest, smtp):
+    smtp.rcpt_reply = lambda address: "550 5.7.1 Service unavailable; client host blocked using Spamhaus"
+    batch = started(digest)[0]
+    deliver.send_batch(batch)
+    row = Delivery.objects.select_related("subscriber").get(pk=batch[0])
+    assert row.subscriber.status == Subscriber.Status.ACTIVE
+    assert SuppressionEvent.objects.get(delivery=row).kind == SuppressionEvent.Kind.POLICY_BOUNCE
+
+
+@pytest.mark.django_db
+def test_a_refused_message_body_suppresses_nobody(digest, smtp):
+    smtp.reply = lambda envelope: "550 5.1.1 no such user"
+    deliver.send_batch(started(digest)[0])
+    assert not SuppressionEvent.objects.exists()
 
 
 @pytest.mark.django_db

@@ -267,6 +267,17 @@ def handle_inbound(raw: bytes, envelope_recipient: str = "") -> str:
     return f"{event.kind} {email} ({failure.status or report.note})"
 
 
+def record_refusal(delivery: Delivery, reply: str) -> SuppressionEvent | None:
+    """A receiving server refused the recipient during our own SMTP conversation (sending straight to
+    its MX): no report will follow, so the reply is classified like one. Hard suppresses at once, soft
+    counts towards the limit, policy never suppresses."""
+    klass = bounce_reports.classify(bounce_reports.status_in(reply), reply)
+    if klass not in KIND_OF_CLASS:
+        return None
+    return suppress(delivery.subscriber.email, KIND_OF_CLASS[klass], detail=reply,
+                    message_id=delivery.message_id, status=bounce_reports.status_in(reply), delivery=delivery)
+
+
 # --- ESP webhooks (anymail) -----------------------------------------------------------------------
 
 # anymail's reject_reason for "bounced"/"rejected" events -> our class (None: classify the MTA text).

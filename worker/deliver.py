@@ -375,6 +375,8 @@ class Outcome:
 
     kind: str
     reply: str = ""
+    # The receiving server refused the recipient (RCPT) for good: a bounce without a report.
+    recipient_refused: bool = False
 
 
 class Mailer:
@@ -455,7 +457,8 @@ class Mailer:
             for recipient in message.recipients():
                 code, reply = smtp.rcpt(_envelope_address(recipient, encoding))
                 if code not in (250, 251):
-                    return self._reject(smtp, code, reply)
+                    outcome = self._reject(smtp, code, reply)
+                    return Outcome(outcome.kind, outcome.reply, recipient_refused=outcome.kind == "permanent")
             phase = "data"
             code, reply = smtp.data(data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused: the message never went out
@@ -682,6 +685,8 @@ def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
             if outcome.kind == "permanent":
                 _finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, last_error=outcome.reply)
                 result.counts["failed"] += 1
+                if outcome.recipient_refused:
+                    bounces.record_refusal(delivery, outcome.reply)
             else:
                 _retry_or_fail(delivery, claimer, outcome, result)
         index += group
