@@ -102,7 +102,7 @@ def test_a_5xx_fails_the_row_for_good_with_the_servers_reply(digest, smtp):
 
 @pytest.mark.django_db
 def test_a_recipient_refused_as_unknown_during_smtp_is_suppressed_at_once(digest, smtp):
-    smtp.rcpt_reply = lambda address: "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+    smtp.rcpt_reply = lambda address: f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
     batch = started(digest)[0]
     deliver.send_batch(batch)
     row = Delivery.objects.select_related("subscriber").get(pk=batch[0])
