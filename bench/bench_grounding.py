@@ -9,7 +9,7 @@ sentence as evidence), and real names with invented quotes (a sentence of anothe
 real sentence with a number changed; a real sentence with "not" inserted). For invented quotes the
 bench also counts whether the invented wording itself survived as evidence (it must never).
 
-    .venv/bin/python bench/bench_grounding.py [--per-actor 2]
+    .venv/bin/python bench/bench_grounding.py [--per-actor 2] [--set dev|real_news]
 """
 
 import argparse
@@ -40,12 +40,16 @@ PANJSHIR_ACTORS = [{"names": ["Ahmad Massoud"], "kind": "person"}, {"names": ["T
                    {"names": ["Northern Alliance"], "kind": "group"}]
 
 
-def load_articles() -> list[dict]:
-    rows = [json.loads(line) for line in (ROOT / "tests/data/eval/dev.jsonl").read_text().splitlines() if line]
-    if SAMPLE is not None:
+def load_articles(name: str) -> list[dict]:
+    rows = [json.loads(line) for line in (ROOT / f"tests/data/eval/{name}.jsonl").read_text().splitlines() if line]
+    if name == "dev" and SAMPLE is not None:
         text = SAMPLE.read_text(encoding="utf-8")
         rows.append({"id": "panjshir", "title": text.splitlines()[0], "text": text, "actors": PANJSHIR_ACTORS})
     return rows
+
+
+def kind_of(spec: dict) -> str:
+    return spec.get("kind", "person")  # the real-news set annotates names only
 
 
 def swap_quotes(s: str) -> str:
@@ -93,8 +97,10 @@ def make(name: str, kind: str, evidence: str) -> KeyActor:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-actor", type=int, default=2, help="sentences quoted per actor")
+    parser.add_argument("--set", default="dev", choices=["dev", "real_news"],
+                        help="dev: written for the project (+ the shared real sample); real_news: Wikinews")
     args = parser.parse_args()
-    articles = load_articles()
+    articles = load_articles(args.set)
     real = Counter()
     real_kept = Counter()
     baseline_kept = Counter()  # the peer: evidence accepted only when the article contains it verbatim
@@ -112,7 +118,7 @@ def main() -> None:
             for sentence in naming:
                 for label, perturb in PERTURBATIONS.items():
                     real[label] += 1
-                    real_kept[label] += kept(make(name, spec["kind"], perturb(sentence)), text) is not None
+                    real_kept[label] += kept(make(name, kind_of(spec), perturb(sentence)), text) is not None
                     baseline_kept[label] += grounding.normalise(perturb(sentence)) in grounding.normalise(text)
                 wrong = [("a sentence of another article", other_sentence(articles, index)),
                          ("a number changed", change_number(sentence)), ("'not' inserted", insert_not(sentence))]
@@ -120,7 +126,7 @@ def main() -> None:
                     if quote is None or quote == sentence:
                         continue
                     invented[f"invented quote: {label}"] += 1
-                    survivor = kept(make(name, spec["kind"], quote), text)
+                    survivor = kept(make(name, kind_of(spec), quote), text)
                     invented_kept[f"invented quote: {label}"] += survivor is not None
                     wording_survived[f"invented quote: {label}"] += (
                         survivor is not None and grounding.normalise(survivor.evidence) == grounding.normalise(quote))
@@ -130,7 +136,7 @@ def main() -> None:
                 if fold(name) in folded_text or not sentences:
                     continue
                 invented["invented name"] += 1
-                invented_kept["invented name"] += kept(make(name, spec["kind"], sentences[0]), text) is not None
+                invented_kept["invented name"] += kept(make(name, kind_of(spec), sentences[0]), text) is not None
                 break
     elapsed = time.perf_counter() - started
     print(f"{len(articles)} articles, {sum(real.values()) + sum(invented.values())} checks in {elapsed:.1f}s\n")
