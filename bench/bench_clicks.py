@@ -113,7 +113,7 @@ def main() -> None:
     for key in ("EMAIL_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         os.environ.pop(key, None)
     os.environ.update(DJANGO_SETTINGS_MODULE="worker.settings", NEWSDIGEST_VAR_DIR=str(scratch / "var"),
-                      DATABASE_URL=db_url, SECRET_KEY="bench-clicks-" + uuid.uuid4().hex)
+                      DATABASE_URL=db_url, SECRET_KEY="bench-clicks-" + uuid.uuid4().hex + uuid.uuid4().hex)
     try:
         run(args, scratch, db_url)
     finally:
