@@ -13,7 +13,6 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -21,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench" / "fanout"))
 
-from run import _psql  # noqa: E402 - the fan-out bench's scratch-database helper
+from run import scratch_database  # noqa: E402 - the fan-out bench's scratch-database helper
 
 
 def main() -> None:
@@ -30,24 +29,9 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nd-import-"))
-    admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    db_name = f"nd_bench_{uuid.uuid4().hex[:8]}"
-    if args.db == "postgres":
-        _psql(admin_url, f"CREATE DATABASE {db_name}")
-        db_url = admin_url.rsplit("/", 1)[0] + f"/{db_name}"
-    else:
-        db_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.update(DATABASE_URL=db_url, NEWSDIGEST_VAR_DIR=str(tmp / "var"),
-                      DJANGO_SETTINGS_MODULE="worker.settings",
-                      NEWSDIGEST_IMPORT_MAX_ROWS=str(max(args.rows, 1)))
-    try:
+    with scratch_database(args.db, tmp):
+        os.environ["NEWSDIGEST_IMPORT_MAX_ROWS"] = str(max(args.rows, 1))
         run(args.rows, tmp / "people.csv")
-    finally:
-        if args.db == "postgres":
-            from django.db import connections
-
-            connections.close_all()
-            _psql(admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def run(rows: int, path: Path) -> None:

@@ -10,19 +10,18 @@ so equal figures at 100k and 1M mean memory does not grow with the list.
 """
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench" / "fanout"))
 
-from run import _psql  # noqa: E402 - the fan-out bench's scratch-database helper
+from run import scratch_database  # noqa: E402 - the fan-out bench's scratch-database helper
 
 
 def main() -> None:
@@ -40,13 +39,8 @@ def main() -> None:
 
 
 def one(n: int, timed_share: float) -> None:
-    admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    db_name = f"nd_bench_{uuid.uuid4().hex[:8]}"
-    _psql(admin_url, f"CREATE DATABASE {db_name}")
-    os.environ.update(DATABASE_URL=admin_url.rsplit("/", 1)[0] + f"/{db_name}",
-                      DJANGO_SETTINGS_MODULE="worker.settings",
-                      NEWSDIGEST_VAR_DIR=f"/tmp/{db_name}")
-    try:
+    tmp = Path(tempfile.mkdtemp(prefix="nd-rows-"))
+    with scratch_database("postgres", tmp):
         import django
 
         django.setup()
@@ -84,11 +78,6 @@ def one(n: int, timed_share: float) -> None:
               f"({created / rows_s:,.0f} rows/s); nudge {len(batches)} batches in {nudge_s:.1f} s; "
               f"peak RSS {peak:.0f} MB (before the fan-out {before:.0f} MB)")
         sweep_bench(digest.pk, explain=n >= 1_000_000)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        _psql(admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def sweep_bench(digest_id: int, explain: bool) -> None:

@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,20 +34,28 @@ def main() -> None:
                         help="also run 1 worker with every commit durable (NEWSDIGEST_DELIVERY_RELAXED_COMMIT=0)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nd-fanout-"))
+    with scratch_database(args.db, tmp):
+        os.environ["NEWSDIGEST_SEND_BATCH_SIZE"] = str(args.batch_size)
+        run(args, tmp)
+
+
+@contextmanager
+def scratch_database(db: str, tmp: Path) -> Iterator[str]:
+    """A throw-away database for one bench run (PostgreSQL: created and dropped; SQLite: a file in tmp),
+    named in the environment for this process and the workers it starts; yields its URL."""
     admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     db_name = f"nd_bench_{uuid.uuid4().hex[:8]}"
-    if args.db == "postgres":
+    if db == "postgres":
         _psql(admin_url, f"CREATE DATABASE {db_name}")
         db_url = admin_url.rsplit("/", 1)[0] + f"/{db_name}"
     else:
         db_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
     os.environ.update(DATABASE_URL=db_url, NEWSDIGEST_VAR_DIR=str(tmp / "var"),
-                      DJANGO_SETTINGS_MODULE="worker.settings",
-                      NEWSDIGEST_SEND_BATCH_SIZE=str(args.batch_size))
+                      DJANGO_SETTINGS_MODULE="worker.settings")
     try:
-        run(args, tmp)
+        yield db_url
     finally:
-        if args.db == "postgres":
+        if db == "postgres":
             from django.db import connections
 
             connections.close_all()
