@@ -29,9 +29,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from worker import grounding  # noqa: E402
-from worker.offline import fold, split_sentences  # noqa: E402
-from worker.schemas import ArticleSummary, KeyActor  # noqa: E402
+from worker.summarize import grounding  # noqa: E402
+from worker.summarize.schemas import ArticleSummary, KeyActor  # noqa: E402
+from worker.text import fold, split_sentences  # noqa: E402
 
 # shared/ sits beside the checkout in CI, two levels up from a worktree.
 SAMPLE = next((p for p in (ROOT.parent / "shared/samples/panjshir-article.txt",

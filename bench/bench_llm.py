@@ -1,6 +1,6 @@
 """LLM seam throughput and rate limiting against the fake OpenAI server (real HTTP, fixed latency).
 
-Threads call worker.llm.summarize (the function every Celery task ends in) on 200 articles at
+Threads call OpenAICompatibleEngine.summarize (what every Celery summarize task ends in) on 200 articles at
 concurrency 1, 8 and 32; throughput is reported as a share of the ideal concurrency / latency.
 The server runs in its own process, as a real one would: sharing our GIL would bill its CPU to us.
 Then 32 threads hammer the server for 20 s with NEWSDIGEST_LLM_RPM=600 through the Redis-shared
@@ -31,7 +31,9 @@ from django.conf import settings  # noqa: E402
 
 from tests.fake_openai import ARTICLE, ARTICLE_TITLE, FakeOpenAI, answer, canned_summary  # noqa: E402
 from tests.support import redis_server  # noqa: E402
-from worker import llm, ratelimit  # noqa: E402
+from worker import ratelimit  # noqa: E402
+from worker.summarize import llm_client  # noqa: E402
+from worker.summarize.engines import OpenAICompatibleEngine  # noqa: E402
 
 
 class ServerProcess:
@@ -68,12 +70,12 @@ def configure(url: str, rpm: int = 0, redis_url: str = "") -> None:
     settings.NEWSDIGEST_LLM_MODEL = "bench-model"
     settings.NEWSDIGEST_LLM_RPM, settings.NEWSDIGEST_LLM_TPM = rpm, 0
     settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_url
-    for cached in (ratelimit.redis_client, llm._buckets, llm._client):
+    for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
         cached.cache_clear()
 
 
 def one(_: int) -> int:
-    return llm.summarize(ARTICLE_TITLE, ARTICLE).requests
+    return OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE).requests
 
 
 def _init_worker(url: str) -> None:
@@ -138,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     server = ServerProcess(args.latency)
     try:
-        print(f"fake server latency {args.latency * 1000:.0f} ms; threads calling worker.llm.summarize, "
+        print(f"fake server latency {args.latency * 1000:.0f} ms; threads calling OpenAICompatibleEngine.summarize, "
               f"at most {args.threads_per_process} per process")
         for concurrency in args.concurrency:
             throughput(server, args.articles, concurrency, args.latency, args.threads_per_process)

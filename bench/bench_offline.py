@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker import ner, offline  # noqa: E402
+from worker.summarize import ner, offline  # noqa: E402
 
 REAL_NEWS = ROOT / "tests" / "data" / "eval" / "real_news.jsonl"
 WORDS = 800

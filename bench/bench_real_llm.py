@@ -49,15 +49,17 @@ def main() -> None:
         os.environ.update(OPENAI_BASE_URL=base, OPENAI_API_KEY="local", NEWSDIGEST_LLM_MODEL="gemma3-270m",
                           NEWSDIGEST_LLM_TIMEOUT="300", REDIS_URL="")
         django.setup()
-        from worker import llm
+        from worker.summarize import llm_client
+        from worker.summarize.engines import OpenAICompatibleEngine
+        from worker.summarize.errors import EngineError
 
         articles = [json.loads(line) for line in (ROOT / "tests/data/eval/real_news.jsonl").open()][:count]
         totals = {"ok": 0, "failed": 0, "requests": 0, "seconds": 0.0, "proposed": 0, "dropped": 0}
         for row in articles:
             started = time.perf_counter()
             try:
-                result = llm.summarize(row.get("title", ""), row["text"])
-            except llm.LLMError as exc:
+                result = OpenAICompatibleEngine().summarize(row.get("title", ""), row["text"])
+            except EngineError as exc:
                 totals["failed"] += 1
                 print(f"{row['id']}: failed after {time.perf_counter() - started:.1f} s ({str(exc)[:100]})")
                 continue
@@ -73,7 +75,7 @@ def main() -> None:
             print(f"{row['id']}: mode {result.mode}, {result.requests} requests, {seconds:.1f} s, "
                   f"{kept} actors kept, {dropped} dropped")
         ok = max(totals["ok"], 1)
-        print(f"mode {llm.response_mode('gemma3-270m')}; {totals['ok']} summarized, {totals['failed']} failed; "
+        print(f"mode {llm_client.response_mode('gemma3-270m')}; {totals['ok']} summarized, {totals['failed']} failed; "
               f"{totals['requests'] / ok:.1f} requests and {totals['seconds'] / ok:.1f} s per article; "
               f"actors dropped by grounding: {totals['dropped']} of {totals['proposed']}")
     finally:

@@ -155,7 +155,8 @@ def article_in_request(body: dict) -> str:
 @pytest.fixture(name="fake_openai")
 def fake_openai_fixture(settings):
     """A running fake server, with settings pointed at it and the LLM module's caches reset."""
-    from worker import llm, ratelimit
+    from worker import ratelimit
+    from worker.summarize import llm_client
 
     server = FakeOpenAI().start()
     settings.OPENAI_BASE_URL = server.url
@@ -168,16 +169,16 @@ def fake_openai_fixture(settings):
     settings.NEWSDIGEST_LLM_RPM = 0
     settings.NEWSDIGEST_LLM_TPM = 0
     settings.REDIS_URL = settings.CELERY_BROKER_URL = ""
-    for cached in (ratelimit.redis_client, llm._buckets, llm._client):
+    for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
         cached.cache_clear()
-    llm._local_modes.clear()
+    llm_client._local_modes.clear()
     try:
         yield server
     finally:
         server.stop()
-        for cached in (ratelimit.redis_client, llm._buckets, llm._client):
+        for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
             cached.cache_clear()
-        llm._local_modes.clear()
+        llm_client._local_modes.clear()
 
 
 # --------------------------------------------------------------------------- a story and its answer

@@ -5,8 +5,8 @@ from django.urls import reverse
 
 from tests.fake_openai import error, fake_openai_fixture  # noqa: F401 - provides the fake_openai fixture
 from tests.test_desk import _fast_passwords, digest, editor, items, post, roles  # noqa: F401 - fixtures
-from worker import desk
 from worker.models import Digest, Regeneration
+from worker.summarize.regenerate import run_regeneration
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_a_failed_regeneration_keeps_the_summary_and_shows_the_reason(editor, di
     item = items(digest)[0]
     before = item.summary_id
     post(editor, "desk-item-regenerate", digest.pk, item.pk)
-    job = desk.run_regeneration(Regeneration.objects.get(item=item).pk)  # what the worker does
+    job = run_regeneration(Regeneration.objects.get(item=item).pk)  # what the worker does
     item.refresh_from_db()
     assert job.status == Regeneration.Status.FAILED and "invalid api key" in job.error
     assert item.summary_id == before
@@ -56,7 +56,7 @@ def test_a_digest_approved_meanwhile_is_not_changed_by_the_worker(editor, digest
     before = item.summary_id
     post(editor, "desk-item-regenerate", digest.pk, item.pk)
     Digest.objects.filter(pk=digest.pk).update(status=Digest.Status.APPROVED)
-    job = desk.run_regeneration(Regeneration.objects.get(item=item).pk)
+    job = run_regeneration(Regeneration.objects.get(item=item).pk)
     item.refresh_from_db()
     assert job.status == Regeneration.Status.FAILED and "only a draft" in job.error
     assert item.summary_id == before

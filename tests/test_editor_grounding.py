@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from tests.fake_openai import ARTICLE
 from tests.test_desk import _fast_passwords, digest, editor, items, post, roles  # noqa: F401 - fixtures
-from worker.grounding import editor_text_flags
+from worker.summarize.grounding import editor_text_flags
 
 
 def test_a_name_the_article_does_not_have_is_flagged():

@@ -5,9 +5,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from worker.evaluation import (
+from worker.summarize.evaluation import (
+    BigramBaseline,
     EvalDataError,
-    bigram_baseline,
     evaluate,
     evidence_is_verbatim,
     lead3,
@@ -16,7 +16,7 @@ from worker.evaluation import (
     precision_recall_f1,
     rouge_f1,
 )
-from worker.schemas import ActorKind, ArticleSummary, KeyActor
+from worker.summarize.schemas import ActorKind, ArticleSummary, KeyActor
 
 TEXT = "Anna Berg opened the bridge. The council paid for it. Traffic fell by half. Shops reopened."
 GOLD = [{"names": ["Anna Berg", "Berg"]}, {"names": ["City Council", "the council"]}]
@@ -157,7 +157,7 @@ def test_the_real_news_set_is_attributed_labelled_and_split():
 
 def test_the_bigram_baseline_names_the_most_frequent_capitalised_pairs():
     text = "Anna Berg met Carl Olsen. Anna Berg left. Anna Berg returned while Carl Olsen waited."
-    assert [a.name for a in bigram_baseline("t", text).key_actors] == ["Anna Berg", "Carl Olsen"]
+    assert [a.name for a in BigramBaseline().summarize("t", text).summary.key_actors] == ["Anna Berg", "Carl Olsen"]
 
 
 def test_a_summary_with_an_unclosed_quote_is_counted():

@@ -1,11 +1,10 @@
 import pytest
 
 from tests.fake_openai import ARTICLE, actor, canned_summary
-from worker import offline
-from worker.grounding import ground
 from worker.models import Article
-from worker.schemas import ArticleSummary
-from worker.summarize import summarize_article
+from worker.summarize import offline, summarize_article
+from worker.summarize.grounding import ground
+from worker.summarize.schemas import ArticleSummary
 
 
 def grounded(**changes):

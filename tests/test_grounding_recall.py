@@ -1,6 +1,6 @@
 """Evidence quoted slightly wrong snaps back to the article's sentence; invented quotes never do."""
 
-from worker.grounding import Article
+from worker.summarize.grounding import Article
 
 TEXT = ("The Coastal Dockworkers Union said about 1,800 members joined the strike, halting three terminals. "
         "“We are not against technology, we are against being thrown away,” said Marta Okonjo, the union's "

@@ -17,8 +17,11 @@ import pytest
 
 from tests.fake_openai import ARTICLE, ARTICLE_TITLE
 from tests.support import free_port, wait_for
-from worker import grounding, llm, ratelimit
+from worker import ratelimit
 from worker.models import Article
+from worker.summarize import grounding, llm_client
+from worker.summarize.engines import OpenAICompatibleEngine
+from worker.summarize.errors import EngineError, EngineTransientError
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -84,17 +87,17 @@ def pointed(real_server, settings):
     settings.NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS = 700
     settings.NEWSDIGEST_LLM_RPM = settings.NEWSDIGEST_LLM_TPM = 0
     settings.REDIS_URL = settings.CELERY_BROKER_URL = ""
-    for cached in (ratelimit.redis_client, llm._buckets, llm._client):
+    for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
         cached.cache_clear()
-    llm._local_modes.clear()
+    llm_client._local_modes.clear()
     yield family
-    llm._local_modes.clear()
+    llm_client._local_modes.clear()
 
 
 def test_the_server_accepts_the_request_and_the_answer_is_validated_and_grounded(pointed):
     try:
-        result = llm.summarize(ARTICLE_TITLE, ARTICLE)
-    except llm.LLMError as exc:
+        result = OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE)
+    except EngineError as exc:
         # A 270M model may not manage the schema even after the repair round; that must be the
         # reason, never a request the server refused.
         assert "no usable answer after a repair round" in str(exc), exc
@@ -103,15 +106,15 @@ def test_the_server_accepts_the_request_and_the_answer_is_validated_and_grounded
     for actor in result.summary.key_actors:  # whatever survived is in the article
         assert article.find_name(actor.name) is not None
         assert article.quote(actor.evidence) is not None
-    assert result.mode in llm.MODES and result.requests >= 1
+    assert result.mode in llm_client.MODES and result.requests >= 1
 
 
 def test_the_detected_mode_is_remembered_for_the_server(pointed):
     try:
-        llm.summarize(ARTICLE_TITLE, ARTICLE)
-    except llm.LLMError:
+        OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE)
+    except EngineError:
         pass
-    mode = llm.response_mode("gemma3-270m")
+    mode = llm_client.response_mode("gemma3-270m")
     # llama-cpp-python refuses json_schema (HTTP 500); llama.cpp's own server takes it.
     assert mode == ("json_object" if pointed == "llama-cpp-python" else "json_schema")
 
@@ -122,7 +125,7 @@ def test_whatever_the_model_invents_is_dropped_and_flagged(pointed):
 
     try:
         summary = summarize_article(article.pk, engine="openai")
-    except llm.LLMError:
+    except EngineError:
         article.refresh_from_db()
         assert article.status == Article.Status.FAILED and article.last_error
         return
@@ -134,5 +137,5 @@ def test_whatever_the_model_invents_is_dropped_and_flagged(pointed):
 
 def test_the_timeout_is_honoured(pointed, settings):
     settings.NEWSDIGEST_LLM_TIMEOUT = 0.05  # no CPU answers an 8k-token prompt this fast
-    with pytest.raises(llm.LLMTransientError, match="timed out after 0.05s"):
-        llm.summarize(ARTICLE_TITLE, ARTICLE * 4)
+    with pytest.raises(EngineTransientError, match="timed out after 0.05s"):
+        OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE * 4)

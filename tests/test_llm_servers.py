@@ -13,7 +13,9 @@ from tests.fake_openai import (
     error,
     fake_openai_fixture,  # noqa: F401 - provides the fake_openai fixture
 )
-from worker import llm
+from worker.summarize import llm_client
+from worker.summarize.engines import OpenAICompatibleEngine
+from worker.summarize.errors import EngineError
 
 
 def llama_cpp_python_refusal():
@@ -24,7 +26,7 @@ def llama_cpp_python_refusal():
 
 
 def summarize():
-    return llm.summarize(ARTICLE_TITLE, ARTICLE)
+    return OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE)
 
 
 def formats(server) -> list[str | None]:
@@ -66,7 +68,7 @@ def test_the_detected_mode_is_remembered_per_server_and_model(fake_openai):
     assert formats(fake_openai) == ["json_schema", "json_object", "json_object"]
     # Another model on the same server is probed for itself.
     fake_openai.push(answer(canned_summary()))
-    llm.summarize(ARTICLE_TITLE, ARTICLE, model="other-model")
+    OpenAICompatibleEngine(model="other-model").summarize(ARTICLE_TITLE, ARTICLE)
     assert formats(fake_openai)[-1] == "json_schema"
 
 
@@ -81,7 +83,7 @@ def test_an_operator_can_force_the_mode(fake_openai, settings, forced):
 def test_a_forced_mode_the_server_refuses_fails_with_the_reason_instead_of_stepping_down(fake_openai, settings):
     settings.NEWSDIGEST_LLM_RESPONSE_FORMAT = "json_schema"
     fake_openai.push(llama_cpp_python_refusal())
-    with pytest.raises(llm.LLMError, match="refused response_format json_schema.*Input should be"):
+    with pytest.raises(EngineError, match="refused response_format json_schema.*Input should be"):
         summarize()
     assert len(fake_openai.requests) == 1
 
@@ -108,20 +110,20 @@ def test_prose_without_json_gets_one_repair_round(fake_openai):
 
 def test_prose_twice_fails_the_article_with_the_reason(fake_openai):
     fake_openai.push(completion("No JSON here."), completion("Still no JSON."))
-    with pytest.raises(llm.LLMError, match="no usable answer after a repair round"):
+    with pytest.raises(EngineError, match="no usable answer after a repair round"):
         summarize()
 
 
 def test_tokens_spent_on_a_failed_article_travel_with_the_error(fake_openai):
     fake_openai.push(completion("No JSON here.", usage=(300, 20)), completion("Still none.", usage=(350, 25)))
-    with pytest.raises(llm.LLMError) as failure:
+    with pytest.raises(EngineError) as failure:
         summarize()
     assert (failure.value.prompt_tokens, failure.value.completion_tokens) == (650, 45)
 
 
 def test_tokens_per_minute_are_settled_against_the_reported_usage(fake_openai, settings):
     settings.NEWSDIGEST_LLM_TPM = 6000  # 100 tokens/s
-    bucket = llm.rate_limits()[1]
+    bucket = llm_client.rate_limits()[1]
     fake_openai.push(answer(canned_summary(), usage=(40, 10)))
     summarize()
     # The request was charged its estimate (prompt + the longest answer, ~1700 tokens); once settled
@@ -131,7 +133,7 @@ def test_tokens_per_minute_are_settled_against_the_reported_usage(fake_openai, s
 
 def test_usage_above_the_estimate_is_charged_as_debt(fake_openai, settings):
     settings.NEWSDIGEST_LLM_TPM = 6000  # 100 tokens/s
-    bucket = llm.rate_limits()[1]
+    bucket = llm_client.rate_limits()[1]
     fake_openai.push(answer(canned_summary(), usage=(int(bucket.capacity) * 2, 0)))
     summarize()
     assert bucket.try_acquire(1) > 5  # in debt: the next request waits for the refill

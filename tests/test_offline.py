@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from worker import ner
-from worker.offline import ENGINE_VERSION, extract_actors, fold, split_sentences, strip_furniture, summarize
-from worker.schemas import ActorKind
-from worker.shorten import ends_badly, shorten
+from worker.summarize import ner
+from worker.summarize.offline import ENGINE_VERSION, extract_actors, strip_furniture, summarize
+from worker.summarize.schemas import ActorKind
+from worker.summarize.shorten import ends_badly, shorten
+from worker.text import fold, split_sentences
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 

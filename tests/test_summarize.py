@@ -23,9 +23,10 @@ from tests.fake_openai import (
     fake_openai_fixture,  # noqa: F401 - provides the fake_openai fixture
 )
 from tests.support import REPO
-from worker import llm, tasks
+from worker import tasks
 from worker.models import Article, Digest, DigestItem, Newsletter
-from worker.summarize import digest_token_totals, summarize_article
+from worker.summarize import digest_token_totals, llm_client, summarize_article
+from worker.summarize.errors import EngineTransientError
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,8 @@ def test_summary_is_stored_with_model_prompt_version_tokens_and_cost(fake_openai
     fake_openai.push(answer(canned_summary(), usage=(1000, 500)))
     article = make_article()
     summary = summarize_article(article.pk, engine="openai")
-    assert (summary.model, summary.prompt_version, summary.engine) == ("fake-model", llm.PROMPT_VERSION, "openai")
+    assert (summary.model, summary.prompt_version, summary.engine) == ("fake-model", llm_client.PROMPT_VERSION,
+                                                                        "openai")
     assert (summary.prompt_tokens, summary.completion_tokens) == (1000, 500)
     assert summary.cost_usd == Decimal("0.002000")
     assert summary.key_actors[0]["name"] == "Ahmad Massoud"
@@ -72,7 +74,7 @@ def test_digest_token_totals_add_up_each_summary_once(fake_openai, settings):
 def test_exhausted_retries_mark_the_article_failed_and_an_editor_retry_recovers_it(fake_openai):
     article = make_article()
     fake_openai.push(error(500, "boom"), error(502, "bad gateway"), error(500, "boom again"))
-    with pytest.raises(llm.LLMTransientError):
+    with pytest.raises(EngineTransientError):
         summarize_article(article.pk, engine="openai")
     article.refresh_from_db()
     assert article.status == Article.Status.FAILED
@@ -104,7 +106,8 @@ def test_cli_json_prints_the_fixed_shape(fake_openai):
     [item] = json.loads(out.getvalue())
     assert set(item) == {"article_id", "title", "headline", "summary", "why_it_matters", "key_actors", "topics",
                          "flags", "engine", "model", "prompt_version", "tokens"}
-    assert (item["article_id"], item["engine"], item["prompt_version"]) == (article.pk, "openai", llm.PROMPT_VERSION)
+    assert (item["article_id"], item["engine"], item["prompt_version"]) == (article.pk, "openai",
+                                                                             llm_client.PROMPT_VERSION)
     assert item["tokens"] == {"prompt": 100, "completion": 50}
 
 
@@ -122,9 +125,10 @@ from concurrent.futures import ThreadPoolExecutor
 import django
 django.setup()
 from tests.fake_openai import ARTICLE, ARTICLE_TITLE
-from worker import llm
+from worker.summarize.engines import OpenAICompatibleEngine
 with ThreadPoolExecutor(4) as pool:
-    results = list(pool.map(lambda _: llm.summarize(ARTICLE_TITLE, ARTICLE), range(int(sys.argv[1]))))
+    results = list(pool.map(lambda _: OpenAICompatibleEngine().summarize(ARTICLE_TITLE, ARTICLE),
+                            range(int(sys.argv[1]))))
 print(sum(r.requests for r in results))
 """
 

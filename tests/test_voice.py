@@ -14,10 +14,12 @@ from tests.fake_openai import (
     completion,
     fake_openai_fixture,  # noqa: F401 - provides the fake_openai fixture
 )
-from worker import llm, ratelimit
+from worker import ratelimit
 from worker.models import Article, Newsletter, Source, Summary
-from worker.summarize import engine_identity, summarize_article, summary_lock
-from worker.voice import Voice, detect_language
+from worker.summarize import llm_client, summarize_article, summary_lock
+from worker.summarize.engines import choose_engine
+from worker.summarize.errors import EngineError
+from worker.summarize.voice import Voice, detect_language
 
 pytestmark = pytest.mark.django_db
 
@@ -111,11 +113,11 @@ def test_the_voice_is_part_of_the_cache_key(fake_openai):
     newsletter.save()
     second = summarize_article(article.pk, engine="openai")
     assert second.pk != first.pk and len(fake_openai.requests) == 2
-    assert first.prompt_version.startswith(llm.PROMPT_VERSION + "+")
+    assert first.prompt_version.startswith(llm_client.PROMPT_VERSION + "+")
 
 
 def test_the_default_voice_keeps_the_plain_prompt_version():
-    assert engine_identity("openai", Voice())[1] == llm.PROMPT_VERSION
+    assert choose_engine("openai").identity(Voice())[1] == llm_client.PROMPT_VERSION
 
 
 def test_a_long_voice_allows_longer_summaries(fake_openai):
@@ -129,7 +131,7 @@ def test_a_long_voice_allows_longer_summaries(fake_openai):
 def test_tokens_of_a_failed_article_are_recorded(fake_openai):
     fake_openai.push(completion("no JSON", usage=(300, 20)), completion("none again", usage=(320, 30)))
     article = make_article()
-    with pytest.raises(llm.LLMError):
+    with pytest.raises(EngineError):
         summarize_article(article.pk, engine="openai")
     article.refresh_from_db()
     assert (article.status, article.failed_prompt_tokens, article.failed_completion_tokens) == ("failed", 620, 50)
@@ -140,7 +142,7 @@ def test_a_second_worker_waits_for_the_first_instead_of_paying_twice(fake_openai
     settings.REDIS_URL = redis_url
     ratelimit.redis_client.cache_clear()
     article = make_article()
-    model, version = engine_identity("openai")
+    model, version = choose_engine("openai").identity(Voice())
     key = {"content_hash": article.content_hash, "engine": "openai", "model": model, "prompt_version": version}
 
     def first_worker() -> None:  # holds the lock while "asking the model", then stores its summary

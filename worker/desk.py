@@ -30,7 +30,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, bounces, clicks, deliver, grounding, llm, ops, schedule, summarize
+from . import audit, bounces, clicks, deliver, ops, schedule
 from . import render as email_render
 from .models import (
     ApiToken,
@@ -41,8 +41,8 @@ from .models import (
     Regeneration,
     StoryRank,
     hash_token,
-    transition,
 )
+from .summarize.grounding import editor_text_flags
 
 EDIT = "worker.change_digest"
 APPROVE = "worker.approve_digest"
@@ -185,7 +185,7 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
 def editor_flags(item: DigestItem) -> list[str]:
     """The editor's overrides are grounded like a model's answer: names and numbers the article lacks."""
     written = " ".join(filter(None, (item.headline_override, item.summary_override, item.why_override)))
-    return grounding.editor_text_flags(written, f"{item.article.title}\n\n{item.article.text}")
+    return editor_text_flags(written, f"{item.article.title}\n\n{item.article.text}")
 
 
 @require_GET
@@ -360,33 +360,6 @@ def edit_voice(request: HttpRequest, pk: int) -> HttpResponse:
         audit.record(pk, request.user, "edited newsletter voice", fields=form.changed_data)
         messages.success(request, "voice saved: new and regenerated summaries use it")
     return redirect(reverse("desk-draft", args=[pk]) + "#voice")
-
-
-def run_regeneration(regeneration_id: int) -> Regeneration:
-    """The worker's half of "Regenerate": summarize again (force), then put the fresh summary on
-    the story (dropping the editor's overrides of the old one), if the digest is still a draft."""
-    job = Regeneration.objects.select_related("item").get(pk=regeneration_id)
-    if not transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.QUEUED,
-                      to_status=Regeneration.Status.RUNNING):
-        return job  # a redelivered task: another worker has it
-    try:
-        fresh = summarize.summarize_article(job.item.article_id, force=True)
-        with transaction.atomic():
-            digest = Digest.objects.select_for_update().get(pk=job.item.digest_id)
-            if digest.status != Digest.Status.DRAFT:
-                raise NotEditable(f"digest {digest.pk} is {digest.status}; only a draft can be edited")
-            DigestItem.objects.filter(pk=job.item_id).update(
-                summary=fresh, headline_override="", summary_override="", why_override="", actors_override=None)
-            Digest.objects.filter(pk=digest.pk).update(rendered_at=None)
-            audit.record(digest.pk, job.requested_by, "regenerated summary", item=job.item_id, summary=fresh.pk,
-                         engine=fresh.engine)
-            transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-                       to_status=Regeneration.Status.DONE, finished_at=timezone.now())
-    except (llm.LLMError, NotEditable) as exc:
-        transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-                   to_status=Regeneration.Status.FAILED, error=str(exc), finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
 
 
 @require_POST

@@ -36,7 +36,7 @@ from lxml import etree
 from . import dedup, fetch
 from .cleaning import clean_text, decode_bytes, html_to_text, normalise_text
 from .models import Article, IngestRejection, Source, transition
-from .offline import split_sentences
+from .text import split_sentences
 
 log = logging.getLogger("newsdigest.ingest")
 

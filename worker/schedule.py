@@ -25,7 +25,7 @@ from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from . import audit, interest
 from .models import Article, Digest, DigestItem, Newsletter, transition
-from .shorten import shorten
+from .summarize.shorten import shorten
 
 log = logging.getLogger("newsdigest.schedule")
 

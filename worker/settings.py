@@ -241,7 +241,7 @@ NEWSDIGEST_LLM_MAX_INPUT_TOKENS = env_int("NEWSDIGEST_LLM_MAX_INPUT_TOKENS", 600
 NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS = env_int("NEWSDIGEST_LLM_MAX_OUTPUT_TOKENS", 1200)
 NEWSDIGEST_LLM_RPM = env_int("NEWSDIGEST_LLM_RPM", 0)  # 0 = unlimited
 NEWSDIGEST_LLM_TPM = env_int("NEWSDIGEST_LLM_TPM", 0)
-# llm.py owns retries (the SDK's are off): jittered exponential backoff capped here, and a
+# summarize/llm_client.py owns retries (the SDK's are off): jittered exponential backoff capped here, and a
 # server's Retry-After honoured up to NEWSDIGEST_LLM_MAX_RETRY_AFTER (longer: give up for now).
 NEWSDIGEST_LLM_BACKOFF_BASE = env_float("NEWSDIGEST_LLM_BACKOFF_BASE", 1.0)
 NEWSDIGEST_LLM_BACKOFF_MAX = env_float("NEWSDIGEST_LLM_BACKOFF_MAX", 20.0)

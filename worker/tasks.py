@@ -6,18 +6,20 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import clicks, deliver, desk, feeds, llm, schedule, subscribers, summarize
+from . import clicks, deliver, feeds, schedule, subscribers, summarize
+from .summarize.errors import EngineError
+from .summarize.regenerate import run_regeneration
 
 log = logging.getLogger("newsdigest.tasks")
 
 
 @shared_task(bind=True)
 def summarize_article(self, article_id: int, engine: str | None = None, force: bool = False) -> int | None:
-    # No Celery retries: llm.py owns them (with Retry-After shared through the rate limiter), and a
+    # No Celery retries: the LLM client owns them (with Retry-After shared through the rate limiter), and a
     # second layer would multiply the attempts. A failure is already recorded on the article.
     try:
         return summarize.summarize_article(article_id, engine=engine, force=force).pk
-    except llm.LLMError as exc:
+    except EngineError as exc:
         log.warning("article %s not summarized: %s", article_id, exc)
         return None
 
@@ -25,7 +27,7 @@ def summarize_article(self, article_id: int, engine: str | None = None, force: b
 @shared_task
 def regenerate_summary(regeneration_id: int) -> str:
     """The desk's "Regenerate summary", off the web request; the failure is recorded on the row."""
-    return desk.run_regeneration(regeneration_id).status
+    return run_regeneration(regeneration_id).status
 
 
 # The delivery tasks keep no result: the database holds their outcome, and publishing them then needs

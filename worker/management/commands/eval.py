@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from worker.evaluation import ENGINES, EvalDataError, evaluate, load_dataset, render_table, splits
+from worker.summarize.evaluation import ENGINES, EvalDataError, evaluate, load_dataset, render_table, splits
 
 DATA = Path(__file__).resolve().parents[3] / "tests" / "data" / "eval"
 DEFAULT_FILES = (DATA / "dev.jsonl", DATA / "real_news.jsonl")

@@ -2,7 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from worker import llm, summarize
+from worker import summarize
+from worker.summarize.engines import ENGINES
+from worker.summarize.errors import EngineError
 
 from ._progress import progress
 
@@ -14,7 +16,7 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--pending", action="store_true", help="every article not yet summarized")
         which.add_argument("--article", type=int, action="append", metavar="ID")
-        parser.add_argument("--engine", choices=summarize.ENGINES)
+        parser.add_argument("--engine", choices=list(ENGINES))
         parser.add_argument("--force", action="store_true", help="ignore the cache and summarize again")
         parser.add_argument("--json", dest="as_json", action="store_true", help="print the summaries as JSON")
 
@@ -26,7 +28,7 @@ class Command(BaseCommand):
                 results.append(summarize.summarize_article(article_id, engine=engine, force=force))
             except summarize.Article.DoesNotExist:
                 raise CommandError(f"no article {article_id}") from None
-            except llm.LLMError as exc:
+            except EngineError as exc:
                 failures.append((article_id, str(exc)))
         if as_json:
             self.stdout.write(json.dumps([summarize.summary_as_json(s) for s in results], indent=2,

@@ -17,17 +17,16 @@ import re
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass
 from functools import cache
 
 import openai
 import tiktoken
 from django.conf import settings
-from openai.lib._parsing._completions import type_to_response_format_param
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from . import grounding, ratelimit
+from .. import ratelimit
+from .errors import BadAnswer, EngineError, EngineTransientError
 from .schemas import ArticleSummary
 from .voice import LENGTHS, Voice, language_name
 
@@ -41,33 +40,6 @@ _FENCE_TAG = re.compile(r"<\s*(/?)\s*article\b([^<>]{0,200})>?", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
 _RUNAWAY = re.compile(r"\s{200,}")
 _MODE_TTL = 24 * 3600  # re-probe a server's structured-output support daily (servers get upgraded)
-
-
-class LLMError(Exception):
-    """The model could not produce a usable answer; the article is marked failed with this reason.
-    The tokens the failed attempts cost (as the server reported them) travel with it."""
-
-    prompt_tokens = 0
-    completion_tokens = 0
-
-
-class LLMTransientError(LLMError):
-    """Rate limit, timeout, 5xx or dropped connection that outlasted every retry (or the time budget)."""
-
-
-class _BadAnswer(Exception):
-    """An answer that a repair round may fix: not JSON, not the schema, truncated, whitespace runaway."""
-
-
-@dataclass
-class LLMResult:
-    summary: ArticleSummary
-    prompt_tokens: int
-    completion_tokens: int
-    trimmed: bool
-    requests: int = 0
-    mode: str = "json_schema"
-    repaired: bool = False
 
 
 # --------------------------------------------------------------------------- prompts and tokens
@@ -280,7 +252,7 @@ def worst_case_seconds() -> float:
     """The longest one article can spend here: every request timing out (answer attempts, the one
     repair, a refusal of each response_format but the last) plus every backoff at its longest.
     Must stay below the task's soft time limit; the rate limiter's waits are bounded by the same
-    deadline (`_Call.deadline`)."""
+    deadline (`Call.deadline`)."""
     requests = settings.NEWSDIGEST_LLM_MAX_RETRIES + 2 + len(MODES) - 1
     sleeps = settings.NEWSDIGEST_LLM_MAX_RETRIES + 1
     longest_sleep = max(settings.NEWSDIGEST_LLM_BACKOFF_MAX, settings.NEWSDIGEST_LLM_MAX_RETRY_AFTER)
@@ -302,7 +274,7 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
     return None
 
 
-class _Call:
+class Call:
     """The budget of one article: attempts left and a deadline below the task's soft time limit."""
 
     def __init__(self, model: str):
@@ -325,7 +297,7 @@ class _Call:
             if bucket is None:
                 continue
             if not bucket.acquire(min(amount, bucket.capacity), timeout=max(0.0, self.remaining() - 1)):
-                raise LLMTransientError("rate limiter queue outlasted the time budget")
+                raise EngineTransientError("rate limiter queue outlasted the time budget")
             taken = min(amount, bucket.capacity)
         return int(taken) if tokens is not None else 0
 
@@ -342,7 +314,7 @@ class _Call:
                 retry_after = _retry_after(exc)
                 if retry_after is not None:
                     if retry_after > settings.NEWSDIGEST_LLM_MAX_RETRY_AFTER:
-                        raise LLMTransientError(f"{last_error} (Retry-After {retry_after:.0f}s)") from exc
+                        raise EngineTransientError(f"{last_error} (Retry-After {retry_after:.0f}s)") from exc
                     # Everyone waits, not just this worker: the server spoke for the whole account.
                     rate_limits()[0].block_for(retry_after)
                     sleep = retry_after
@@ -357,7 +329,7 @@ class _Call:
                 if isinstance(exc, openai.InternalServerError) or exc.status_code in (408, 409):
                     last_error = _describe(exc)
                 else:
-                    raise LLMError(_describe(exc)) from exc
+                    raise EngineError(_describe(exc)) from exc
             if self.attempts_left == 0:
                 break
             sleep = sleep or backoff_seconds(settings.NEWSDIGEST_LLM_MAX_RETRIES - self.attempts_left)
@@ -365,13 +337,13 @@ class _Call:
                 break
             log.info("LLM request failed (%s); retrying in %.1fs", last_error, sleep)
             time.sleep(sleep)
-        raise LLMTransientError(f"gave up after {self.requests} requests: {last_error}")
+        raise EngineTransientError(f"gave up after {self.requests} requests: {last_error}")
 
     def _step_down(self, exc: openai.APIStatusError) -> None:
         """The server refused this response_format: ask the next way (the probe is not a failure
         of the attempt), unless the operator forced this one or there is nothing looser left."""
         if settings.NEWSDIGEST_LLM_RESPONSE_FORMAT or self.mode == MODES[-1]:
-            raise LLMError(f"the server refused response_format {self.mode}: {_describe(exc)}") from exc
+            raise EngineError(f"the server refused response_format {self.mode}: {_describe(exc)}") from exc
         self.mode = MODES[MODES.index(self.mode) + 1]
         remember_mode(self.model, self.mode)
         self.attempts_left += 1
@@ -409,8 +381,13 @@ class _Call:
 
 @cache
 def _strict_schema() -> dict:
-    # Built once: generating it costs more CPU than the rest of a request.
-    return type_to_response_format_param(ArticleSummary)
+    """The response_format for structured outputs. openai's public `pydantic_function_tool` makes
+    the strict JSON schema (every property required, no additional properties) for a pydantic
+    model; its parameters are exactly the schema a json_schema response_format takes.
+    Built once: generating it costs more CPU than the rest of a request."""
+    schema = openai.pydantic_function_tool(ArticleSummary)["function"]["parameters"]
+    return {"type": "json_schema",
+            "json_schema": {"schema": schema, "name": ArticleSummary.__name__, "strict": True}}
 
 
 def _to_json_mode(messages: list[dict]) -> list[dict]:
@@ -427,10 +404,10 @@ def _to_json_mode(messages: list[dict]) -> list[dict]:
 def parse_answer(response: ChatCompletion) -> ArticleSummary:
     """Validate with pydantic even under strict mode: not every server enforces the schema."""
     if not response.choices:
-        raise _BadAnswer("the answer had no choices")
+        raise BadAnswer("the answer had no choices")
     choice = response.choices[0]
     if refusal := getattr(choice.message, "refusal", None):
-        raise LLMError(f"model refused: {refusal}")
+        raise EngineError(f"model refused: {refusal}")
     content = choice.message.content or ""
     try:
         if choice.finish_reason == "length":
@@ -438,15 +415,15 @@ def parse_answer(response: ChatCompletion) -> ArticleSummary:
         data = _extract_json(content)
     except ValueError as exc:  # json.JSONDecodeError included
         if not content.strip() or _RUNAWAY.search(content) or len(content.strip()) < len(content) / 2:
-            raise _BadAnswer("the answer was empty or ran away into whitespace; answer with compact JSON") from exc
+            raise BadAnswer("the answer was empty or ran away into whitespace; answer with compact JSON") from exc
         if choice.finish_reason == "length":
-            raise _BadAnswer("the answer was cut off at the length limit; answer with shorter, compact JSON") from exc
-        raise _BadAnswer(f"the answer is not valid JSON ({exc})") from exc
+            raise BadAnswer("the answer was cut off at the length limit; answer with shorter, compact JSON") from exc
+        raise BadAnswer(f"the answer is not valid JSON ({exc})") from exc
     try:
         return ArticleSummary.model_validate(data)
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:8])
-        raise _BadAnswer(f"the answer does not match the schema: {details}") from exc
+        raise BadAnswer(f"the answer does not match the schema: {details}") from exc
 
 
 def _extract_json(content: str) -> object:
@@ -466,53 +443,3 @@ def _extract_json(content: str) -> object:
             if isinstance(value, dict):
                 return value
         raise first
-
-
-def summarize(title: str, text: str, *, model: str | None = None, language: str = "",
-              voice: Voice | None = None) -> LLMResult:
-    """Summarize one article (in `language`, ISO 639-1, "" if unknown) in the newsletter's `voice`:
-    one answer, at most one repair round, grounded against the article."""
-    model = model or settings.NEWSDIGEST_LLM_MODEL
-    voice = voice or Voice()
-    call = _Call(model)
-    try:
-        return _summarize(call, title, text, language, voice)
-    except LLMError as exc:
-        exc.prompt_tokens, exc.completion_tokens = call.prompt_tokens, call.completion_tokens
-        raise
-
-
-def _summarize(call: "_Call", title: str, text: str, language: str, voice: Voice) -> LLMResult:
-    messages, trimmed = build_messages(title, text, call.model, language=language, voice=voice)
-    article_text = f"{title}\n\n{text}"
-    response = call.complete(messages)
-    problems: list[str] = []
-    grounded = None
-    try:
-        grounded = grounding.ground(parse_answer(response), article_text, max_words=voice.max_words)
-        problems = grounded.problems
-    except _BadAnswer as exc:
-        problems = [str(exc)]
-    repaired = False
-    if problems:
-        # One repair round; it may use what is left of the retry budget, and at least one request.
-        call.attempts_left = max(call.attempts_left, 1)
-        repair = load_prompt("repair").format(problems="\n".join(f"- {p}" for p in problems))
-        conversation = [*messages, {"role": "assistant", "content": response.choices[0].message.content or ""},
-                        {"role": "user", "content": repair}]
-        try:
-            second = grounding.ground(parse_answer(call.complete(conversation)), article_text,
-                                      max_words=voice.max_words)
-            grounded, repaired = second, True
-        except (_BadAnswer, LLMError) as exc:
-            if grounded is None:
-                raise LLMError(f"no usable answer after a repair round: {exc}") from exc
-            log.info("repair round failed (%s); keeping the first answer, grounded", exc)
-    flags = list(grounded.summary.flags)
-    if trimmed:
-        flags.append("article trimmed to fit the model's input budget")
-    if repaired:
-        flags.append("repaired: " + "; ".join(problems))
-    summary = grounded.summary.model_copy(update={"flags": list(dict.fromkeys(flags))})
-    return LLMResult(summary=summary, prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-                     trimmed=trimmed, requests=call.requests, mode=call.mode, repaired=repaired)

@@ -9,15 +9,14 @@ merged across spelling variants without ever merging two people who merely share
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 import numpy as np
 import pycountry
-from rapidfuzz import fuzz
 
+from ..text import fold, is_content, quotes_balanced, same_name, same_token, split_sentences
 from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
@@ -29,79 +28,6 @@ MAX_ACTORS = 7
 MIN_ACTORS = 3
 # Past the first MIN_ACTORS, a name seen once must score this share of the top actor's salience.
 SALIENCE_FLOOR = 0.15
-
-# --------------------------------------------------------------------------- sentences
-
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st gen sen rep gov col lt capt prof inc ltd corp co no vs jr sr mt ft sgt maj adm cmdr "
-    "jan feb mar apr jun jul aug sep sept oct nov dec est approx dept".split()
-)
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Ý])")
-_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
-_BOILERPLATE = re.compile(
-    r"back to top|content protection|all rights reserved|©|\bsubscribe\b|sign up for|newsletter|"
-    r"cookie|advertisement|share this|follow us|read more|related articles?|click here|privacy policy|"
-    r"terms of (use|service)|skip to (main )?content|print this|email this"
-)  # matched against lowercased text: five times faster than re.IGNORECASE
-
-
-def _ends_with_abbreviation(chunk: str) -> bool:
-    last = chunk.rsplit(None, 1)[-1].rstrip(".").lstrip("\"'“‘(")
-    # A lone capital ("John F.") or dotted initials ("U.S.") end a name, not a sentence.
-    return last.lower() in _ABBREVIATIONS or bool(re.fullmatch(r"(?:[A-Z]\.?)+", last) and len(last) <= 4
-                                                  and "." in chunk[-3:])
-
-
-def _segments(text: str) -> list[str]:
-    """Paragraphs, with short unpunctuated lines (section labels, headlines, footers) kept apart.
-
-    Flattening everything first would glue "World News" onto the first sentence and the
-    footer onto the last, and those would then be quoted as evidence.
-    """
-    segments: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        buffer: list[str] = []
-        for line in paragraph.splitlines():
-            line = " ".join(line.split())
-            if not line:
-                continue
-            if not _TERMINAL.search(line[-4:]) and len(line.split()) <= 10:
-                if buffer:
-                    segments.append(" ".join(buffer))
-                    buffer = []
-                segments.append(line)
-            else:
-                buffer.append(line)
-        if buffer:
-            segments.append(" ".join(buffer))
-    return segments
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences in article order; each is a substring of the whitespace-normalised text."""
-    sentences: list[str] = []
-    for segment in _segments(text):
-        start = 0
-        for match in _BOUNDARY.finditer(segment):
-            # The match starts after the punctuation, so closing quotes stay with their sentence.
-            chunk = segment[start:match.end()].rstrip()
-            if _ends_with_abbreviation(chunk):
-                continue
-            sentences.append(chunk)
-            start = match.end()
-        if tail := segment[start:].strip():
-            sentences.append(tail)
-    return sentences
-
-
-def is_content(sentence: str) -> bool:
-    """Whether a sentence is article prose rather than a label, a footer or a sharing prompt."""
-    words = len(sentence.split())
-    # Site furniture is short; skipping the pattern on long sentences keeps the engine fast.
-    if words < 3 or not _TERMINAL.search(sentence[-4:]):
-        return False
-    return words > 25 or not _BOILERPLATE.search(sentence.lower())
-
 
 # --------------------------------------------------------------------------- summary
 
@@ -238,10 +164,6 @@ def summarize(title: str, text: str, use_ner: bool = True) -> ArticleSummary:
         topics=_topics(content, names),
         flags=[] if len(content) > 1 else ["very short article"],
     )
-
-
-def quotes_balanced(sentence: str) -> bool:
-    return sentence.count('"') % 2 == 0 and sentence.count("“") == sentence.count("”")
 
 
 # --------------------------------------------------------------------------- why it matters
@@ -410,14 +332,6 @@ _COUNTRY_ALIASES = {
 }
 
 
-@lru_cache(maxsize=65536)
-def fold(name: str) -> str:
-    """Lowercase, accents off, punctuation to spaces: the form two spellings are compared in."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-    return " ".join(re.sub(r"[^\w\s]", " ", plain).split())
-
-
 @cache
 def _countries() -> dict[str, str]:
     names = dict(_COUNTRY_ALIASES)
@@ -426,24 +340,6 @@ def _countries() -> dict[str, str]:
             if value := getattr(country, attr, None):
                 names[fold(value)] = getattr(country, "common_name", None) or country.name
     return {fold(k): v for k, v in names.items()}
-
-
-@lru_cache(maxsize=65536)
-def _skeleton(token: str) -> str:
-    """A transliteration-tolerant key: Massoud, Masoud, Massaoud and Massaud all become "msd"."""
-    token = fold(token)
-    for a, b in (("ph", "f"), ("kh", "k"), ("q", "k"), ("ck", "k"), ("y", "i"), ("w", "v")):
-        token = token.replace(a, b)
-    head, rest = token[:1], re.sub(r"[aeiou\s]", "", token[1:])
-    return re.sub(r"(.)\1+", r"\1", head + rest)
-
-
-@lru_cache(maxsize=65536)
-def _same_token(a: str, b: str) -> bool:
-    fa, fb = fold(a), fold(b)
-    if fa == fb:
-        return True
-    return _skeleton(fa) == _skeleton(fb) and fuzz.ratio(fa, fb) >= 70
 
 
 # --------------------------------------------------------------------------- candidates
@@ -726,7 +622,7 @@ def _person_equal(a: list[str], b: list[str]) -> bool:
     """Two full names are one person only token for token; "Ahmad Massoud" is not "Ahmad Shah Massoud"."""
     a = [t for t in a if len(t.rstrip(".")) > 1]
     b = [t for t in b if len(t.rstrip(".")) > 1]
-    return len(a) == len(b) and all(_same_token(x, y) for x, y in zip(a, b, strict=True))
+    return same_name(a, b)
 
 
 def _initials(tokens: list[str]) -> str:
@@ -784,10 +680,10 @@ def _person_for_partial(tokens: list[str], merged: list[Candidate]) -> Candidate
     """
     people = [o for o in merged if o.kind == ActorKind.PERSON and len(o.tokens) > len(tokens)]
     if len(tokens) == 1:
-        matches = [p for p in people if _same_token(tokens[0], p.tokens[-1])]
-        matches = matches or [p for p in people if _same_token(tokens[0], p.tokens[0])]
+        matches = [p for p in people if same_token(tokens[0], p.tokens[-1])]
+        matches = matches or [p for p in people if same_token(tokens[0], p.tokens[0])]
     else:
-        matches = [p for p in people if all(_same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))]
+        matches = [p for p in people if all(same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))]
     if not matches:
         return None
     return max(matches, key=lambda p: (len(p.mentions), -min(m.sentence for m in p.mentions)))

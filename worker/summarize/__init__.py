@@ -1,4 +1,5 @@
-"""Summarize stage: one interface, two engines (openai, offline), one Summary per article version."""
+"""Summarize stage: one Summary per article version, written by the engine `choose_engine` picks
+(engines.py), grounded against the article, cached by text, engine, model, prompt and voice."""
 
 import hashlib
 import json
@@ -6,35 +7,20 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Sum
 
-from . import grounding, llm, offline, ratelimit
-from .models import Article, Digest, Summary, transition
-from .voice import Voice, detect_language, language_name
+from .. import ratelimit
+from ..models import Article, Digest, Summary, transition
+from .engines import choose_engine
+from .errors import EngineError, EngineTransientError
+from .voice import Voice, detect_language
 
 log = logging.getLogger("newsdigest.summarize")
-
-ENGINES = ("openai", "offline")
-
-
-# The offline engine's rules (sentence splitting, name cues, stop words) are written for English.
-OFFLINE_LANGUAGES = frozenset({"en"})
-
-
-def engine_identity(engine: str, voice: Voice | None = None) -> tuple[str, str]:
-    """(model, prompt_version): together with the content hash, the cache key. A newsletter's
-    non-default voice is part of the prompt version ("v3+1a2b3c4d5e")."""
-    tag = (voice or Voice()).tag()
-    if engine == "openai":
-        return settings.NEWSDIGEST_LLM_MODEL, f"{llm.PROMPT_VERSION}+{tag}" if tag else llm.PROMPT_VERSION
-    if engine == "offline":
-        return offline.ENGINE_VERSION, tag
-    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
 def article_voice(article: Article) -> Voice:
@@ -53,37 +39,20 @@ def ensure_language(article: Article) -> str:
     return article.language
 
 
-def offline_language_flags(language: str, voice: Voice) -> list[str]:
-    """What the offline engine must tell the editor instead of producing silent garbage."""
-    flags = []
-    if language and language not in OFFLINE_LANGUAGES:
-        flags.append(f"offline engine: the article is in {language_name(language)}, which its English rules do "
-                     "not handle well; check the summary and actors")
-    elif not language:
-        flags.append("offline engine: the article's language could not be recognised; check the summary")
-    if voice.language and voice.language != language:
-        flags.append(f"offline engine cannot translate: summary left in "
-                     f"{language_name(language) if language else 'the source language'}, the newsletter asks "
-                     f"for {language_name(voice.language)}")
-    if voice.tone or voice.instructions:
-        flags.append("offline engine ignores the newsletter's tone and editorial instructions")
-    return flags
-
-
 def summarize_article(article_id: int, engine: str | None = None, force: bool = False) -> Summary:
     """Summarize once per (text, engine, model, prompt + voice); later calls return the stored row.
 
-    llm.py has already retried transient errors; whatever LLM error reaches here marks the
-    article failed with the reason (so the digest builds without it), records the tokens it cost,
-    and is re-raised. An editor's retry (`newsdigest summarize --article ID --force`) moves it
-    back to summarized. While one worker asks the model, a short Redis lock makes a second
+    The LLM client has already retried transient errors; whatever engine error reaches here marks
+    the article failed with the reason (so the digest builds without it), records the tokens it
+    cost, and is re-raised. An editor's retry (`newsdigest summarize --article ID --force`) moves it
+    back to summarized. While one worker asks a paid model, a short Redis lock makes a second
     worker wait for its summary instead of paying for the same one.
     """
-    engine = engine or settings.NEWSDIGEST_SUMMARY_ENGINE
+    chosen = choose_engine(engine)
     article = Article.objects.select_related("source__newsletter").get(pk=article_id)
     voice = article_voice(article)
-    model, prompt_version = engine_identity(engine, voice)
-    key = {"content_hash": article.content_hash, "engine": engine, "model": model,
+    model, prompt_version = chosen.identity(voice)
+    key = {"content_hash": article.content_hash, "engine": chosen.name, "model": model,
            "prompt_version": prompt_version}
     cached = Summary.objects.filter(**key).first()
     if cached and not force:
@@ -91,32 +60,24 @@ def summarize_article(article_id: int, engine: str | None = None, force: bool = 
         return cached
     language = ensure_language(article)
 
-    if engine == "offline":
-        # Cheap rules need no repair round: what the article does not support is just dropped.
-        result = grounding.ground(offline.summarize(article.title, article.text),
-                                  f"{article.title}\n\n{article.text}", max_words=voice.max_words).summary
-        result = result.model_copy(update={"flags": [*result.flags, *offline_language_flags(language, voice)]})
-        fields = {"prompt_tokens": 0, "completion_tokens": 0, "trimmed": False, "cost_usd": Decimal(0)}
-    else:
-        with summary_lock(key):
-            # The worker we may have waited for has stored this very summary: no second payment.
-            if not force and (theirs := Summary.objects.filter(**key).first()) is not None:
-                _mark_summarized(article)
-                return theirs
-            try:
-                answer = llm.summarize(article.title, article.text, model=model, language=language, voice=voice)
-            except llm.LLMError as exc:
-                # A summarized article keeps serving its earlier summary; only a new or failed one fails.
-                transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW,
-                           Article.Status.FAILED], to_status=Article.Status.FAILED, last_error=str(exc))
-                Article.objects.filter(pk=article.pk).update(
-                    failed_prompt_tokens=F("failed_prompt_tokens") + exc.prompt_tokens,
-                    failed_completion_tokens=F("failed_completion_tokens") + exc.completion_tokens)
-                raise
-        result = answer.summary
-        fields = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-                  "trimmed": answer.trimmed,
-                  "cost_usd": cost_usd(model, answer.prompt_tokens, answer.completion_tokens)}
+    with summary_lock(key) if chosen.paid else nullcontext():
+        # The worker we may have waited for has stored this very summary: no second payment.
+        if chosen.paid and not force and (theirs := Summary.objects.filter(**key).first()) is not None:
+            _mark_summarized(article)
+            return theirs
+        try:
+            answer = chosen.summarize(article.title, article.text, language=language, voice=voice)
+        except EngineError as exc:
+            # A summarized article keeps serving its earlier summary; only a new or failed one fails.
+            transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW,
+                       Article.Status.FAILED], to_status=Article.Status.FAILED, last_error=str(exc))
+            Article.objects.filter(pk=article.pk).update(
+                failed_prompt_tokens=F("failed_prompt_tokens") + exc.prompt_tokens,
+                failed_completion_tokens=F("failed_completion_tokens") + exc.completion_tokens)
+            raise
+    result = answer.summary
+    fields = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+              "trimmed": answer.trimmed, "cost_usd": cost_usd(model, answer.prompt_tokens, answer.completion_tokens)}
 
     values = {
         "headline": result.headline, "summary": result.summary, "why_it_matters": result.why_it_matters,
@@ -147,7 +108,7 @@ def summary_lock(key: dict) -> Iterator[None]:
     deadline = time.monotonic() + ttl
     while not client.set(name, token, nx=True, ex=ttl):
         if time.monotonic() > deadline:
-            raise llm.LLMTransientError("another worker is still summarizing this article")
+            raise EngineTransientError("another worker is still summarizing this article")
         time.sleep(0.2)
     try:
         yield

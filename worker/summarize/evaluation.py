@@ -9,7 +9,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rouge_score import rouge_scorer
 
-from .offline import fold, is_content, split_sentences
+from ..text import fold, is_content, quotes_balanced, split_sentences
+from .engines import Engine, choose_engine
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import ends_badly, shorten
+from .voice import Voice, detect_language
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-Engine = Callable[[str, str], ArticleSummary]
 
 
 class EvalDataError(ValueError):
@@ -120,28 +121,56 @@ def evidence_is_verbatim(summary: ArticleSummary, text: str) -> bool:
 _CAPITALISED_PAIR = re.compile(r"\b([A-Z][\w'’.-]+) ([A-Z][\w'’.-]+)\b")
 
 
-def bigram_baseline(title: str, text: str) -> ArticleSummary:
-    """The naive peer: the five most frequent capitalised word pairs as actors, Lead-3 as the summary."""
-    counts = Counter(" ".join(pair) for pair in _CAPITALISED_PAIR.findall(text))
-    actors = [KeyActor(name=name, kind=ActorKind.OTHER, role="", action="", evidence="")
-              for name, _ in counts.most_common(5)]
-    return ArticleSummary(headline=shorten(title), summary=lead3(text), why_it_matters="", key_actors=actors, topics=[])
+class BigramBaseline(Engine):
+    """The naive peer, for evaluation only: the five most frequent capitalised word pairs as actors
+    (each with the first sentence naming it as evidence), Lead-3 as the summary. Grounded like every
+    engine, so it is measured on the same terms as the engines it is the bar for."""
+
+    name = "bigrams"
+
+    def identity(self, voice: Voice) -> tuple[str, str]:
+        return "bigrams", voice.tag()
+
+    def start(self, title: str, text: str, *, language: str, voice: Voice) -> "_Bigrams":
+        return _Bigrams(title, text)
+
+
+class _Bigrams:
+    prompt_tokens = completion_tokens = requests = 0
+    mode = ""
+    trimmed = False
+
+    def __init__(self, title: str, text: str):
+        self.title, self.text = title, text
+
+    def answer(self) -> ArticleSummary:
+        counts = Counter(" ".join(pair) for pair in _CAPITALISED_PAIR.findall(self.text))
+        sentences = split_sentences(self.text)
+        actors = [KeyActor(name=name, kind=ActorKind.OTHER, role="", action="",
+                           evidence=next((s for s in sentences if name in s), ""))
+                  for name, _ in counts.most_common(5)]
+        return ArticleSummary(headline=shorten(self.title), summary=lead3(self.text), why_it_matters="",
+                              key_actors=actors, topics=[])
+
+    def repair(self, problems: list[str]) -> ArticleSummary:
+        raise NotImplementedError("the bigram baseline has no repair round")
+
+    def notes(self) -> list[str]:
+        return []
 
 
 ENGINES = ("offline", "offline-rules", "bigrams", "openai")
 
 
 def get_engine(name: str) -> Engine:
-    if name in ("offline", "offline-rules"):
-        from . import offline
-
-        return partial(offline.summarize, use_ner=name == "offline")
+    """The engines `newsdigest eval` scores: the workers' own (through `choose_engine`), the offline
+    engine without its NER model, and the bigram baseline."""
+    if name == "offline-rules":
+        return choose_engine("offline", use_ner=False)
     if name == "bigrams":
-        return bigram_baseline
-    if name == "openai":
-        from . import llm
-
-        return lambda title, text: llm.summarize(title, text).summary
+        return BigramBaseline()
+    if name in ENGINES:
+        return choose_engine(name)
     raise ValueError(f"unknown engine {name!r}")
 
 
@@ -152,19 +181,24 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 _JUNK_ACTION = re.compile(r"^is named\b|^is (?:mr|mrs|ms|dr|sir|president|minister)\.?$", re.IGNORECASE)
 
 
-def quotes_balanced(text: str) -> bool:
-    """Straight double quotes pair up and every curly opening quote is closed."""
-    return text.count('"') % 2 == 0 and text.count("“") == text.count("”")
+def worker_path(engine: Engine) -> Callable[[str, str], ArticleSummary]:
+    """What a worker does with an article: detect its language, then the engine's grounded summary."""
+    def summarize(title: str, text: str) -> ArticleSummary:
+        return engine.summarize(title, text, language=detect_language(f"{title}\n{text}")).summary
+
+    return summarize
 
 
-def evaluate(records: list[dict], engine: str = "offline", summarize: Engine | None = None) -> dict:
-    """Run the engine over every record and aggregate; actor scores are micro-averaged.
+def evaluate(records: list[dict], engine: str = "offline",
+             summarize: Callable[[str, str], ArticleSummary] | None = None) -> dict:
+    """Run the engine over every record, the way the workers run it, and aggregate; actor scores are
+    micro-averaged. `summarize` replaces the engine (tests score hand-written answers).
 
     Besides the scores, it counts what a reader notices: headlines ending on a function word or
     inside a quotation, summaries with an unclosed quote, filler actions ("is named: ..."), and
     how often "why it matters" is left empty rather than padded.
     """
-    summarize = summarize or get_engine(engine)
+    summarize = summarize or worker_path(get_engine(engine))
     engine_rouge, lead_rouge, articles = [], [], []
     totals = {"tp": 0, "fp": 0, "fn": 0, "not_actor_hits": 0}
     verbatim = bad_headlines = open_quotes = filler_actions = empty_why = 0

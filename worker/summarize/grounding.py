@@ -18,9 +18,8 @@ from functools import cache
 import pycountry
 from django.conf import settings
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler
 
-from .offline import fold, split_sentences
+from ..text import fold, same_name, same_token, split_sentences
 from .schemas import ActorKind, ArticleSummary, KeyActor
 
 MAX_ACTORS = 7
@@ -214,22 +213,6 @@ def _changes_meaning(quote: str, source: str) -> bool:
     return any(w in _NEGATIONS or any(c.isdigit() for c in w) for w in (quoted - said) + (said - quoted))
 
 
-def _skeleton(token: str) -> str:
-    """Consonant skeleton, so transliterations meet: Mohammed and Muhammad are both "mhmd"."""
-    head, rest = token[:1], re.sub(r"[aeiouy]", "", token[1:])
-    return re.sub(r"(.)\1+", r"\1", head + rest)
-
-
-def same_token(a: str, b: str) -> bool:
-    """One word in two spellings (already folded): Massoud/Masoud, Zelensky/Zelenskyy, Mohammed/Muhammad."""
-    if a == b:
-        return True
-    if len(a) < 4 or len(b) < 4 or a[0] != b[0]:
-        return False
-    similarity = JaroWinkler.similarity(a, b)
-    return similarity >= 0.9 or (similarity >= 0.8 and _skeleton(a) == _skeleton(b))
-
-
 def _plain_number(number: str) -> str:
     return number.replace(",", "").rstrip(".")
 
@@ -309,21 +292,16 @@ def _distinct_people(names: set[str]) -> list[str]:
     """One representative per person: spelling variants collapse, different full names do not."""
     people: list[str] = []
     for name in sorted(names, key=lambda n: (-len(n.split()), n)):
-        if not any(_same_name(fold(name).split(), fold(other).split()) for other in people):
+        if not any(same_name(fold(name).split(), fold(other).split()) for other in people):
             people.append(name)
     return people
-
-
-def _same_name(a: list[str], b: list[str]) -> bool:
-    """Token for token: "Ahmad Masoud" is "Ahmad Massoud", but "Ahmad Massoud" is not "Ahmad Shah Massoud"."""
-    return len(a) == len(b) and all(same_token(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _merge(candidates: list[_Candidate]) -> list[KeyActor]:
     """Fold repeated or variant entries for one actor into the first, under the fullest name."""
     merged: list[_Candidate] = []
     for candidate in candidates:
-        target = next((m for m in merged if _same_name(m.tokens, candidate.tokens)), None)
+        target = next((m for m in merged if same_name(m.tokens, candidate.tokens)), None)
         if target is None and len(candidate.tokens) == 1 and candidate.actor.kind == ActorKind.PERSON:
             people = [m for m in merged if m.actor.kind == ActorKind.PERSON and len(m.tokens) > 1
                       and same_token(candidate.tokens[0], m.tokens[-1])]
