@@ -111,6 +111,9 @@ def _skeleton(token: str) -> str:
 
 @lru_cache(maxsize=65536)
 def same_token(a: str, b: str) -> bool:
+    """One word in two spellings (Massoud/Masoud, Mohammed/Muhammad): the same transliteration
+    skeleton and close as strings. The offline engine merges actors and grounding resolves names
+    with this one test, so a name the engine merged is one grounding accepts."""
     fa, fb = fold(a), fold(b)
     if fa == fb:
         return True
