@@ -5,8 +5,8 @@ from django.urls import reverse
 
 from tests.fake_openai import error, fake_openai_fixture  # noqa: F401 - provides the fake_openai fixture
 from tests.test_desk import _fast_passwords, digest, editor, items, post, roles  # noqa: F401 - fixtures
-from worker import desk
 from worker.models import Digest, Regeneration
+from worker.web import desk
 
 pytestmark = pytest.mark.django_db
 

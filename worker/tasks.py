@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from . import clicks, deliver, desk, feeds, llm, schedule, subscribers, summarize
+from . import clicks, deliver, feeds, llm, schedule, subscribers, summarize
 
 log = logging.getLogger("newsdigest.tasks")
 
@@ -25,6 +25,9 @@ def summarize_article(self, article_id: int, engine: str | None = None, force: b
 @shared_task
 def regenerate_summary(regeneration_id: int) -> str:
     """The desk's "Regenerate summary", off the web request; the failure is recorded on the row."""
+    # Here, not at the top: the web imports worker.ops, which imports this module.
+    from .web import desk
+
     return desk.run_regeneration(regeneration_id).status
 
 
