@@ -84,7 +84,8 @@ def test_the_digest_page_shows_its_bounce_and_complaint_rates(bounced):
 def test_metrics_report_each_recent_digests_rates(bounced, client):
     digest, _ = bounced
     text = client.get("/metrics").content.decode()
+    # prometheus_client writes values as Go floats (1.0) and counters with the suffix _total.
     assert f'newsdigest_digest_hard_bounce_rate{{digest="{digest.pk}"}} 0.5' in text
-    assert f'newsdigest_digest_bounce_rate{{digest="{digest.pk}"}} 1' in text
-    assert f'newsdigest_digest_complaint_rate{{digest="{digest.pk}"}} 0' in text
-    assert 'newsdigest_suppression_events{kind="policy"} 1' in text
+    assert f'newsdigest_digest_bounce_rate{{digest="{digest.pk}"}} 1.0' in text
+    assert f'newsdigest_digest_complaint_rate{{digest="{digest.pk}"}} 0.0' in text
+    assert 'newsdigest_suppression_events_total{kind="policy"} 1.0' in text

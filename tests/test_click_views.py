@@ -74,9 +74,10 @@ def test_the_archive_shows_clicks_and_the_most_read_story(client, sent):
 
 def test_metrics_export_reader_and_scanner_clicks(client, sent):
     text = client.get("/metrics").content.decode()
-    assert 'newsdigest_clicks{newsletter="demo",kind="reader"} 1' in text
-    assert 'newsdigest_clicks{newsletter="demo",kind="scanner"} 4' in text
-    assert "newsdigest_clicks_pending 0" in text
+    # prometheus_client: counters end in _total, labels in name order, values as Go floats.
+    assert 'newsdigest_clicks_total{kind="reader",newsletter="demo"} 1.0' in text
+    assert 'newsdigest_clicks_total{kind="scanner",newsletter="demo"} 4.0' in text
+    assert "newsdigest_clicks_pending 0.0" in text
 
 
 def test_the_archive_is_an_atom_feed_of_sent_issues(client, sent):

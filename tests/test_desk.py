@@ -12,8 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tests import support
-from worker import deliver, desk, render
+from worker import deliver, ops, render
 from worker.models import AuditEntry, Delivery, Digest, DigestItem, Newsletter, Summary
+from worker.web import desk
 
 pytestmark = pytest.mark.django_db
 
@@ -229,8 +230,6 @@ def test_ops_start_a_send_and_see_it_finish(operator, digest, django_capture_on_
 def _sending(digest: Digest) -> None:
     """sending, its rows queued but not yet sent (the batches wait for a commit that never comes)."""
     Digest.objects.filter(pk=digest.pk).update(status=Digest.Status.APPROVED)
-    from worker import ops
-
     ops.send(digest.pk)
     assert deliver.progress(digest.pk)["queued"] == 1
 
@@ -280,7 +279,7 @@ def test_the_api_wants_a_valid_token(client, digest):
 
 
 def test_the_api_refuses_a_token_without_the_ops_role(roles, client, digest):
-    token = desk.api_token(person("editor"))
+    token = ops.api_token(person("editor"))
     response = client.post(reverse("api-ops-action", args=[digest.pk, "cancel"]), HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 403
     digest.refresh_from_db()
@@ -336,8 +335,8 @@ def test_a_private_archive_needs_a_login(client, roles, digest):
 
 def test_roles_give_editors_and_ops_their_permissions(roles):
     editor_user, ops_user = person("editor"), person("ops", "opal")
-    assert editor_user.has_perm(desk.APPROVE) and not editor_user.has_perm(desk.SEND)
-    assert ops_user.has_perm(desk.SEND) and not ops_user.has_perm(desk.APPROVE)
+    assert editor_user.has_perm(ops.APPROVE) and not editor_user.has_perm(ops.SEND)
+    assert ops_user.has_perm(ops.SEND) and not ops_user.has_perm(ops.APPROVE)
     call_command("setup_roles", stdout=io.StringIO())  # idempotent
     assert User.objects.get(username="opal").groups.get().permissions.count() == 10
     with pytest.raises(CommandError, match="unknown role"):

@@ -53,14 +53,16 @@ def test_metrics_are_prometheus_text_with_the_pipeline_counts(client):
     lines = response.content.decode().splitlines()
     samples = [line for line in lines if not line.startswith("#")]
     assert all(SAMPLE.match(line) for line in samples), [line for line in samples if not SAMPLE.match(line)]
-    assert 'newsdigest_articles{status="summarized"} 2' in samples  # the wire copy of a story is still new
-    assert 'newsdigest_summaries{engine="offline",status="flagged"} 1' in samples
-    assert 'newsdigest_summaries{engine="offline",status="clean"} 1' in samples
-    assert 'newsdigest_llm_tokens{engine="offline",kind="prompt"} 120' in samples
-    assert 'newsdigest_deliveries{status="failed"} 1' in samples
-    assert 'newsdigest_digests{status="draft"} 1' in samples
-    assert "newsdigest_send_rate_per_second 0" in samples
+    # prometheus_client writes values as Go floats (2.0) and counters with the suffix _total.
+    assert 'newsdigest_articles{status="summarized"} 2.0' in samples  # the wire copy of a story is still new
+    assert 'newsdigest_summaries{engine="offline",status="flagged"} 1.0' in samples
+    assert 'newsdigest_summaries{engine="offline",status="clean"} 1.0' in samples
+    assert 'newsdigest_llm_tokens_total{engine="offline",kind="prompt"} 120.0' in samples
+    assert 'newsdigest_deliveries{status="failed"} 1.0' in samples
+    assert 'newsdigest_digests{status="draft"} 1.0' in samples
+    assert "newsdigest_send_rate_per_second 0.0" in samples
     assert "# TYPE newsdigest_deliveries gauge" in lines
+    assert "# TYPE newsdigest_llm_tokens_total counter" in lines
     assert not any(line.startswith("newsdigest_queue_depth") for line in samples)  # eager: no queue
 
 
@@ -71,7 +73,7 @@ def test_metrics_report_the_celery_queue_depth(client, settings, redis_url):
     queue.delete("metrics-test-queue")
     queue.rpush("metrics-test-queue", "a", "b", "c")
     try:
-        assert 'newsdigest_queue_depth{queue="metrics-test-queue"} 3' in client.get("/metrics").content.decode()
+        assert 'newsdigest_queue_depth{queue="metrics-test-queue"} 3.0' in client.get("/metrics").content.decode()
     finally:
         queue.delete("metrics-test-queue")
 

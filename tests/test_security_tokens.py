@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests import support
-from worker import desk, subscribers
+from worker import ops, subscribers
 from worker.models import ApiToken, Newsletter, Source, Subscriber, Subscription, hash_token
 
 pytestmark = pytest.mark.django_db
@@ -44,27 +44,27 @@ def api_status(digest, key: str) -> int:
 # --- ops API tokens ---------------------------------------------------------------------------------
 
 def test_an_ops_token_works_and_is_stored_only_as_a_hash(operator, digest):
-    key = desk.api_token(operator)
+    key = ops.api_token(operator)
     assert api_status(digest, key) == 200
     stored = ApiToken.objects.get()
     assert stored.key_hash == hash_token(key) and key not in str(vars(stored))
 
 
 def test_an_expired_ops_token_is_refused(operator, digest):
-    key = desk.api_token(operator, days=1)
+    key = ops.api_token(operator, days=1)
     with time_machine.travel(timezone.now() + timedelta(days=2)):
         assert api_status(digest, key) == 401
 
 
 def test_an_ops_token_dies_with_a_password_change(operator, digest):
-    key = desk.api_token(operator)
+    key = ops.api_token(operator)
     operator.set_password("another-long-password")
     operator.save()
     assert api_status(digest, key) == 401
 
 
 def test_a_revoked_ops_token_is_refused(operator, digest):
-    key = desk.api_token(operator)
+    key = ops.api_token(operator)
     out = io.StringIO()
     call_command("ops", "revoke-tokens", "opal", stdout=out)
     assert "1 tokens of opal revoked" in out.getvalue()

@@ -7,7 +7,7 @@ import pytest
 from anymail.signals import tracking
 from django.core import checks
 
-from worker import webhooks
+from worker.web import webhooks
 
 BOUNCE = {"RecordType": "Bounce", "Type": "HardBounce", "TypeCode": 1, "ID": 42, "MessageID": "abc",
           "Email": "victim@example.com", "BouncedAt": "2026-01-01T00:00:00Z", "Description": "forged"}

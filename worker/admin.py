@@ -35,10 +35,6 @@ from .models import (
     SuppressionEvent,
 )
 
-APPROVE = "worker.approve_digest"
-SEND = "worker.send_digest"
-# Switching a newsletter between editor approval and automatic sending (see setup_roles).
-SET_APPROVAL = "worker.set_approval_mode"
 APPROVAL_FIELDS = ("approval", "send_if_unapproved", "approval_deadline_minutes")
 
 
@@ -110,7 +106,7 @@ class NewsletterAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
         # Sending without an editor's approval is an editor-in-chief/admin decision, not ops'.
         fields = ["periodic_task"]
-        return fields if request.user.has_perm(SET_APPROVAL) else [*fields, *APPROVAL_FIELDS]
+        return fields if request.user.has_perm(ops.SET_APPROVAL) else [*fields, *APPROVAL_FIELDS]
 
     def save_model(self, request, obj, form, change):
         """Saving a newsletter rewrites its celery beat schedule (see worker/schedule.py)."""
@@ -206,10 +202,10 @@ class DigestAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset.filter(status=Digest.Status.DRAFT))
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(APPROVE)
+        return request.user.has_perm(ops.APPROVE)
 
     def has_send_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(SEND)
+        return request.user.has_perm(ops.SEND)
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -281,7 +277,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         return False  # a deleted row would be mailed again by the next send of its digest
 
     def has_send_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(SEND)
+        return request.user.has_perm(ops.SEND)
 
     @admin.action(description="Retry the failed deliveries of the selected rows' digests", permissions=["send"])
     def retry_failed(self, request, queryset):
@@ -402,7 +398,7 @@ class StoryRankAdmin(ReadOnlyAdmin):
 
 @admin.register(Regeneration)
 class RegenerationAdmin(admin.ModelAdmin):
-    """The desk's "Regenerate summary" jobs (worker/desk.py), to see what failed and why."""
+    """The desk's "Regenerate summary" jobs (worker/web/desk.py), to see what failed and why."""
 
     list_display = ["created_at", "item", "requested_by", "status", "error"]
     list_filter = ["status"]

@@ -9,4 +9,5 @@ class WorkerConfig(AppConfig):
     def ready(self) -> None:
         # Connects the anymail tracking receiver in every process (web, workers, CLI), not only
         # where the URLconf happens to be imported.
-        from . import bounces, webhooks  # noqa: F401 - webhooks registers its system check
+        from . import bounces  # noqa: F401
+        from .web import webhooks  # noqa: F401 - registers its system check

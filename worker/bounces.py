@@ -2,7 +2,7 @@
 
 Three ways in:
 - ESP tracking webhooks through django-anymail (`on_tracking`; the receivers and their credentials
-  are wired in urls.py/settings.py);
+  are wired in web/urls.py and settings.py);
 - SMTP bounces and ARF complaints, and RFC 8058 mailto unsubscribes, read by `newsdigest inbound`
   from stdin (`handle_inbound`). Wiring with Postfix: set NEWSDIGEST_BOUNCE_ADDRESS (e.g.
   bounces@news.example) and `recipient_delimiter = +` in main.cf, then in /etc/aliases (then

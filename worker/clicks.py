@@ -1,8 +1,8 @@
 """Reader signals: signed click redirects, scanner filtering and aggregate click counts.
 
-Every story link of a tracked newsletter's email points at `/r/<token>`, where the token signs
-(digest item, mailed URL). The redirect goes to that URL and nowhere else; a token that does not
-verify gets a 400 page. The token names no subscriber, so the email is still rendered once per digest.
+Every story link of a tracked newsletter's email points at `/r/<token>` (worker/web/clicks.py), where
+the token signs (digest item, mailed URL). The redirect goes to that URL and nowhere else; a token that
+does not verify gets a 400 page. The token names no subscriber, so the email is still rendered once per digest.
 
 Per recipient the link only gains a query made by `click_query`: a coarse delivery stamp (so hits
 within seconds of delivery, the signature of mail scanners, are not counted) and, only when the
@@ -37,10 +37,8 @@ from django.conf import settings
 from django.core import signing
 from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
-from django.urls import path, reverse
-from django.views.decorators.http import require_http_methods
+from django.http import HttpRequest
+from django.urls import reverse
 
 from .models import ClickCount, Delivery, Digest, DigestItem, PendingClick, ReaderClick, Subscriber
 
@@ -212,23 +210,6 @@ def record(request: HttpRequest, item_id: int, url: str) -> None:
         _push(event)
     except (redis.RedisError, DatabaseError) as exc:
         log.warning("click on item %s not counted: %s", item_id, exc)
-
-
-@require_http_methods(["GET", "HEAD"])
-def follow(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        item_id, url = open_token(token)
-    except signing.BadSignature:
-        return render(request, "pages/click_invalid.html", status=400)
-    record(request, item_id, url)
-    response = HttpResponseRedirect(url)
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
-urlpatterns = [path("r/<str:token>", follow, name="click")]
 
 
 # --- judging a batch -------------------------------------------------------------------------------

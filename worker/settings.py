@@ -123,7 +123,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "worker.security.RefuseNulMiddleware",
+    "worker.web.security.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -132,7 +132,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "worker.urls"
+ROOT_URLCONF = "worker.web.urls"
 WSGI_APPLICATION = "worker.wsgi.application"
 
 TEMPLATES = [
@@ -205,7 +205,7 @@ AXES_FAILURE_LIMIT = env_int("NEWSDIGEST_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("NEWSDIGEST_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "worker.security.client_ip"
+AXES_CLIENT_IP_CALLABLE = "worker.web.security.client_ip"
 LOGIN_URL = "/desk/login/"
 LOGIN_REDIRECT_URL = "/desk/start/"  # each role lands on its own start page (desk.start)
 
@@ -399,7 +399,7 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 # --- Security (issue 13) ------------------------------------------------------
-# The one ESP whose bounce/complaint webhook is mounted (worker/webhooks.py); by default the ESP of an
+# The one ESP whose bounce/complaint webhook is mounted (worker/web/webhooks.py); by default the ESP of an
 # anymail EMAIL_BACKEND, e.g. anymail.backends.postmark.EmailBackend -> "postmark". "" = no webhook.
 NEWSDIGEST_TRACKING_ESP = os.environ.get(
     "NEWSDIGEST_TRACKING_ESP",

@@ -3,7 +3,7 @@ import json
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
-from worker import deliver, desk, ops
+from worker import deliver, ops
 
 
 class Command(BaseCommand):
@@ -22,17 +22,17 @@ class Command(BaseCommand):
             user = User.objects.filter(username=target).first()
             if user is None:
                 raise CommandError(f"no user {target!r}")
-            self.stdout.write(f"{desk.revoke_api_tokens(user)} tokens of {target} revoked")
+            self.stdout.write(f"{ops.revoke_api_tokens(user)} tokens of {target} revoked")
             return
         if action == "token":
             user = User.objects.filter(username=target, is_active=True).first()
             if user is None:
                 raise CommandError(f"no active user {target!r}")
-            if not user.has_perm(desk.SEND):
+            if not user.has_perm(ops.SEND):
                 raise CommandError(f"{target} has no ops role (newsdigest setup_roles --assign {target} ops)")
             if days is not None and days < 1:
                 raise CommandError("--days must be at least 1")
-            self.stdout.write(desk.api_token(user, days))
+            self.stdout.write(ops.api_token(user, days))
             return
         try:
             digest_id = int(target)

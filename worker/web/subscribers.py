@@ -1,5 +1,5 @@
-"""Public pages: subscribe (double opt-in), confirm, unsubscribe (RFC 8058 one-click), preferences,
-view in browser."""
+"""The subscriber's pages: subscribe (double opt-in, also as a JSON API), confirm, unsubscribe (RFC 8058
+one-click), preferences, view in browser. The rules themselves are worker.subscribers'."""
 
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -7,9 +7,10 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import render as email_render
-from . import security, subscribers
-from .models import Digest, Newsletter, Subscriber, Subscription
+from .. import render as email_render
+from .. import subscribers
+from ..models import Digest, Newsletter, Subscriber, Subscription
+from . import security
 
 # Same words whether the address is new, pending, active or suppressed: the page must not
 # tell a stranger who is on the list.

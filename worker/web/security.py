@@ -1,4 +1,7 @@
-"""Request-level guards shared by every view.
+"""Request-level guards shared by every view: who may reach a page, and what input reaches none.
+
+A page needing a permission is decorated with `requires` (permissions and roles are the ops stage's,
+worker.ops); a refusal is a 403 page naming the role the page needs (`refused`, the handler403).
 
 PostgreSQL cannot store a NUL character in text; a NUL in any form field or query parameter would reach a
 query and end as a 500 (and on SQLite be stored, then cut short by SMTP or a browser). No legitimate
@@ -8,17 +11,64 @@ the JSON endpoints themselves (`parse_json_object`).
 
 import json
 from collections.abc import Callable
+from functools import wraps
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from .. import ops
+from ..subscribers import client_network
 
 NUL = "\x00"
+
+View = Callable[..., HttpResponse]
+
+
+class RoleRequired(PermissionDenied):
+    """Refused for want of a role; the 403 page names it (`refused` below)."""
+
+    def __init__(self, role: str):
+        super().__init__(role)
+        self.role = role
+
+
+def requires(permission: str) -> Callable[[View], View]:
+    """Log in first, then have `permission`; else a 403 naming the role that holds it."""
+    role = ops.role_needed(permission)
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(permission):
+                raise RoleRequired(role)
+            return view(request, *args, **kwargs)
+        return login_required(checked)
+    return decorate
+
+
+@require_GET
+@login_required
+def start(request: HttpRequest) -> HttpResponse:
+    """Where login leads when no page was asked for."""
+    return redirect(ops.landing_page(request.user))
+
+
+def refused(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 403 page: which role the page needs, and the way back to the reader's own start page."""
+    role = getattr(exception, "role", "")
+    user = request.user
+    return render(request, "pages/desk/refused.html", {
+        "role": role, "back": reverse(ops.landing_page(user) if user.is_authenticated else "login"),
+    }, status=403)
 
 
 def client_ip(request: HttpRequest) -> str | None:
     """The client of a request for login throttling, by the same rules as sign-up limits: an IPv6 client
     is its /64, given as the network's first address (django-axes stores an IP address)."""
-    from .subscribers import client_network
-
     network = client_network(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
     return None if network == "unknown" else network.partition("/")[0]
 
@@ -79,6 +129,4 @@ class RefuseNulMiddleware:
         if request.method == "POST" and request.content_type in ("application/x-www-form-urlencoded",
                                                                  "multipart/form-data"):
             return request.POST
-        from django.http import QueryDict
-
         return QueryDict()

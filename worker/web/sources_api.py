@@ -11,8 +11,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import ingest, security
-from .models import Source, hash_token
+from .. import ingest
+from ..models import Source, hash_token
+from . import security
 
 
 def _source_for(request: HttpRequest) -> Source | None:

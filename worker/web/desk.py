@@ -1,109 +1,37 @@
-"""The editor's desk, the ops console, the web archive and the ops token API (server-rendered pages).
+"""The editor's desk: drafts, editing and reordering stories, regenerating a summary, the newsletter's
+voice, approving and sending a test (server-rendered pages).
 
-Roles are Django groups made by `newsdigest setup_roles`; views check permissions, not group names:
-editors need worker.change_digest (and worker.approve_digest to approve), ops worker.send_digest.
-Every change to a digest is written to its audit trail and clears the cached render, so the preview
-and the next send show exactly what was edited.
+Editors need worker.ops.EDIT (and APPROVE to approve). Every change to a digest is written to its audit
+trail and clears the cached render, so the preview and the next send show exactly what was edited.
 """
 
-import hmac
 import re
-import secrets
-from datetime import timedelta
-from functools import wraps
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
-from django.utils import timezone
+from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import audit, bounces, clicks, deliver, ops, schedule
-from . import render as email_render
-from .models import (
-    ApiToken,
-    Delivery,
-    Digest,
-    DigestItem,
-    Newsletter,
-    Regeneration,
-    StoryRank,
-    hash_token,
-)
-from .summarize.grounding import editor_text_flags
-
-EDIT = "worker.change_digest"
-APPROVE = "worker.approve_digest"
-SEND = "worker.send_digest"
+from .. import audit, clicks, deliver, ops, schedule
+from .. import render as email_render
+from ..models import Digest, DigestItem, Newsletter, Regeneration, StoryRank
+from ..summarize.grounding import editor_text_flags
+from .security import requires
 
 
 class NotEditable(Exception):
     """The digest left the draft state (approved, sent, cancelled) and can no longer be edited."""
 
 
-class RoleRequired(PermissionDenied):
-    """Refused for want of a role; the 403 page names it (`refused` below)."""
+_editor = requires(ops.EDIT)
 
-    def __init__(self, role: str):
-        super().__init__(role)
-        self.role = role
-
-
-def _requires(permission: str, role: str):
-    def decorate(view):
-        @wraps(view)
-        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(permission):
-                raise RoleRequired(role)
-            return view(request, *args, **kwargs)
-        return login_required(checked)
-    return decorate
-
-
-_editor = _requires(EDIT, "editor")
-_ops = _requires(SEND, "ops")
-
-
-def landing_url(user) -> str:
-    """Each role's start page: the admin's is the admin site, an editor's the drafts, ops' the console."""
-    if user.is_superuser or user.has_perm("auth.change_user"):
-        return reverse("admin:index")
-    if user.has_perm(EDIT):
-        return reverse("desk")
-    if user.has_perm(SEND):
-        return reverse("ops")
-    return reverse("archive")
-
-
-@require_GET
-@login_required
-def start(request: HttpRequest) -> HttpResponse:
-    """Where login leads when no page was asked for."""
-    return redirect(landing_url(request.user))
-
-
-def refused(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """The 403 page: which role the page needs, and the way back to the reader's own start page."""
-    role = getattr(exception, "role", "")
-    user = request.user
-    return render(request, "pages/desk/refused.html", {
-        "role": role, "back": landing_url(user) if user.is_authenticated else reverse("login"),
-    }, status=403)
-
-
-# --- editor's desk ---------------------------------------------------------------------------------
 
 @require_GET
 @_editor
@@ -178,7 +106,7 @@ def draft(request: HttpRequest, pk: int) -> HttpResponse:
         "editable": digest.status == Digest.Status.DRAFT,
         "sent": digest.status in clicks.COUNTED_STATES,
         "trail": [(e, audit.describe(e)) for e in audit.trail(digest.pk)],
-        "can_approve": request.user.has_perm(APPROVE), "can_send": request.user.has_perm(SEND),
+        "can_approve": request.user.has_perm(ops.APPROVE), "can_send": request.user.has_perm(ops.SEND),
     })
 
 
@@ -193,7 +121,7 @@ def editor_flags(item: DigestItem) -> list[str]:
 @login_required
 def preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The email exactly as mailed (placeholders filled as in the archive), for the desk's iframe."""
-    if not (request.user.has_perm(EDIT) or request.user.has_perm(SEND)):
+    if not (request.user.has_perm(ops.EDIT) or request.user.has_perm(ops.SEND)):
         raise Http404
     digest = get_object_or_404(Digest.objects.select_related("newsletter"), pk=pk)
     return HttpResponse(email_render.for_archive(email_render.ensure_rendered(digest)).html)
@@ -312,7 +240,7 @@ def remove_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 def regenerate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     """Queue a fresh summary for the story's article: a worker asks the model, the page shows the
     progress (no web request ever waits on a model). One regeneration per story at a time."""
-    from . import tasks
+    from .. import tasks
 
     item = get_object_or_404(DigestItem, pk=item_pk, digest_id=pk)
     if Digest.objects.filter(pk=pk).values_list("status", flat=True).first() != Digest.Status.DRAFT:
@@ -363,7 +291,7 @@ def edit_voice(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@_requires(APPROVE, "editor")
+@requires(ops.APPROVE)
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
     if schedule.approve(pk, user=request.user):
         messages.success(request, f"digest {pk} approved")
@@ -387,171 +315,3 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(pk, request.user, "test sent", to=request.user.email)
     messages.success(request, f"test message sent to {request.user.email}")
     return redirect("desk-draft", pk=pk)
-
-
-# --- ops console -----------------------------------------------------------------------------------
-
-@require_GET
-@_ops
-def console(request: HttpRequest) -> HttpResponse:
-    digests = list(Digest.objects.select_related("newsletter").exclude(status=Digest.Status.DRAFT).order_by("-pk")[:50])
-    totals = clicks.digest_totals([d.pk for d in digests])
-    for digest in digests:
-        digest.click_totals = totals[digest.pk]
-    return render(request, "pages/desk/console.html", {"digests": digests})
-
-
-@require_GET
-@_ops
-def console_digest(request: HttpRequest, pk: int) -> HttpResponse:
-    digest = get_object_or_404(Digest.objects.select_related("newsletter"), pk=pk)
-    failures = (Delivery.objects.filter(digest=digest, status=Delivery.Status.FAILED)
-                .select_related("subscriber").order_by("pk"))
-    return render(request, "pages/desk/console_digest.html", {
-        "digest": digest, "status": ops.status(pk), "failures": failures, "rates": bounces.rates_line(pk),
-        "recipients": deliver.eligible_subscribers(digest).count(),
-        "click_totals": clicks.digest_totals([pk])[pk],
-        "trail": [(e, audit.describe(e)) for e in audit.trail(pk)],
-    })
-
-
-@require_GET
-@_ops
-def console_status(request: HttpRequest, pk: int) -> JsonResponse:
-    get_object_or_404(Digest, pk=pk)
-    return JsonResponse(ops.status(pk))
-
-
-@require_POST
-@_ops
-def console_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    get_object_or_404(Digest, pk=pk)
-    try:
-        messages.success(request, ops.perform(action, pk, request.user))
-    except deliver.SendRefused as exc:
-        messages.error(request, str(exc))
-    return redirect("ops-digest", pk=pk)
-
-
-# --- token API -------------------------------------------------------------------------------------
-
-def _password_marker(user: User) -> str:
-    # Changes with the password (Django's session auth hash, an HMAC of the password hash).
-    return hash_token(user.get_session_auth_hash())
-
-
-def api_token(user: User, days: int | None = None) -> str:
-    """A new key for the ops API, shown this once (stored hashed); it expires after `days`
-    (NEWSDIGEST_OPS_TOKEN_DAYS) and dies with a password change or revoke_api_tokens."""
-    key = "nd_" + secrets.token_urlsafe(32)
-    days = settings.NEWSDIGEST_OPS_TOKEN_DAYS if days is None else days
-    ApiToken.objects.create(user=user, key_hash=hash_token(key), password_marker=_password_marker(user),
-                            expires_at=timezone.now() + timedelta(days=days))
-    return key
-
-
-def revoke_api_tokens(user: User) -> int:
-    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
-def _token_user(request: HttpRequest) -> User | None:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "Token" or not key.strip():
-        return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(key_hash=hash_token(key.strip()), revoked_at__isnull=True, expires_at__gt=timezone.now(),
-                     user__is_active=True).first())
-    if token is None or not hmac.compare_digest(token.password_marker, _password_marker(token.user)):
-        return None
-    return token.user
-
-
-def _api(view):
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = _token_user(request)
-        if user is None:
-            response = JsonResponse({"error": "missing or invalid token (Authorization: Token <key>)"}, status=401)
-            response["WWW-Authenticate"] = "Token"
-            return response
-        if not user.has_perm(SEND):
-            return JsonResponse({"error": f"{user.get_username()} may not operate sends"}, status=403)
-        request.user = user
-        return view(request, *args, **kwargs)
-
-    # Token-authenticated, no cookies: CSRF cannot apply.
-    return csrf_exempt(wrapped)
-
-
-@require_GET
-@_api
-def api_status(request: HttpRequest, pk: int) -> JsonResponse:
-    try:
-        return JsonResponse(ops.status(pk))
-    except deliver.SendRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=404)
-
-
-@require_POST
-@_api
-def api_action(request: HttpRequest, pk: int, action: str) -> JsonResponse:
-    if not Digest.objects.filter(pk=pk).exists():
-        return JsonResponse({"error": f"no digest {pk}"}, status=404)
-    try:
-        message = ops.perform(action, pk, request.user)
-    except deliver.SendRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=409)
-    return JsonResponse({"ok": True, "message": message, "status": ops.status(pk)})
-
-
-# --- web archive -----------------------------------------------------------------------------------
-
-def _may_read(request: HttpRequest, newsletter: Newsletter) -> bool:
-    return newsletter.public_archive or (request.user.is_authenticated and request.user.is_staff)
-
-
-@require_GET
-def archive(request: HttpRequest) -> HttpResponse:
-    newsletters = [n for n in Newsletter.objects.order_by("name") if _may_read(request, n)]
-    return render(request, "pages/desk/archive.html", {"newsletters": newsletters})
-
-
-@require_GET
-def archive_newsletter(request: HttpRequest, slug: str) -> HttpResponse:
-    newsletter = get_object_or_404(Newsletter, slug=slug)
-    if not _may_read(request, newsletter):
-        if request.user.is_authenticated:
-            raise Http404
-        return redirect(f"{reverse('login')}?next={request.path}")
-    digests = list(newsletter.digests.filter(status=Digest.Status.SENT).order_by("-sent_at", "-pk"))
-    totals, top = clicks.digest_totals([d.pk for d in digests]), clicks.most_read([d.pk for d in digests])
-    for digest in digests:
-        digest.click_totals, digest.most_read = totals[digest.pk], top.get(digest.pk)
-    return render(request, "pages/desk/archive_newsletter.html", {"newsletter": newsletter, "digests": digests})
-
-
-urlpatterns = [
-    path("desk/login/", auth_views.LoginView.as_view(template_name="pages/desk/login.html"), name="login"),
-    path("desk/start/", start, name="start"),
-    path("desk/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
-    path("desk/", drafts, name="desk"),
-    path("desk/digests/<int:pk>/", draft, name="desk-draft"),
-    path("desk/digests/<int:pk>/preview", preview, name="desk-preview"),
-    path("desk/digests/<int:pk>/meta", edit_meta, name="desk-meta"),
-    path("desk/digests/<int:pk>/approve", approve, name="desk-approve"),
-    path("desk/digests/<int:pk>/test", send_test, name="desk-test"),
-    path("desk/digests/<int:pk>/items/<int:item_pk>/edit", edit_item, name="desk-item-edit"),
-    path("desk/digests/<int:pk>/items/<int:item_pk>/move", move_item, name="desk-item-move"),
-    path("desk/digests/<int:pk>/items/<int:item_pk>/remove", remove_item, name="desk-item-remove"),
-    path("desk/digests/<int:pk>/items/<int:item_pk>/regenerate", regenerate_item, name="desk-item-regenerate"),
-    path("desk/digests/<int:pk>/regenerations", regeneration_status, name="desk-regenerations"),
-    path("desk/digests/<int:pk>/voice", edit_voice, name="desk-voice"),
-    path("desk/ops/", console, name="ops"),
-    path("desk/ops/digests/<int:pk>/", console_digest, name="ops-digest"),
-    path("desk/ops/digests/<int:pk>/status.json", console_status, name="ops-status"),
-    path("desk/ops/digests/<int:pk>/<str:action>", console_action, name="ops-action"),
-    path("api/ops/digests/<int:pk>/", api_status, name="api-ops-status"),
-    path("api/ops/digests/<int:pk>/<str:action>", api_action, name="api-ops-action"),
-    path("archive/", archive, name="archive"),
-    path("archive/<slug:slug>/", archive_newsletter, name="archive-newsletter"),
-]
