@@ -44,7 +44,7 @@ from django.utils import timezone
 from . import bounces, render, schedule
 from .broker import BrokerUnavailable
 from .dkim import SignedEmailMessage
-from .models import Delivery, Digest, Subscriber, Subscription, transition
+from .models import Delivery, Digest, Subscriber, Subscription
 from .ratelimit import TokenBucket
 
 log = logging.getLogger("newsdigest.deliver")
@@ -141,9 +141,8 @@ def _phrase(name: str) -> str:
 
 def begin_send(digest_id: int) -> None:
     """approved -> sending, synchronously, so a second concurrent caller gets a clear refusal."""
-    moved = transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.APPROVED,
-                       to_status=Digest.Status.SENDING, send_started_at=timezone.now(),
-                       consecutive_failures=0, pause_reason="")
+    moved = Digest.transition(digest_id, from_status=Digest.Status.APPROVED, to_status=Digest.Status.SENDING,
+                              send_started_at=timezone.now(), consecutive_failures=0, pause_reason="")
     if not moved:
         status = Digest.objects.filter(pk=digest_id).values_list("status", flat=True).first()
         if status in (Digest.Status.SENDING, Digest.Status.PAUSED):
@@ -163,10 +162,9 @@ def start_or_stay_approved(digest_id: int, publish: Callable[[int], object]) -> 
     try:
         publish(digest_id)
     except PUBLISH_ERRORS as exc:
-        undone = transition(Digest.objects.filter(~Exists(Delivery.objects.filter(digest_id=OuterRef("pk"))),
-                                                  pk=digest_id),
-                            from_status=Digest.Status.SENDING, to_status=Digest.Status.APPROVED,
-                            send_started_at=None)
+        undone = Digest.objects.filter(~Exists(Delivery.objects.filter(digest_id=OuterRef("pk"))),
+                                       pk=digest_id).transition(
+            from_status=Digest.Status.SENDING, to_status=Digest.Status.APPROVED, send_started_at=None)
         if undone:
             raise SendRefused(f"digest {digest_id} not started, still approved: the broker did not take the "
                               f"task ({_one_line(str(exc))[:200]}); check REDIS_URL / CELERY_BROKER_URL") from None
@@ -190,8 +188,8 @@ def fan_out(digest_id: int) -> list[list[int]]:
     batches of row ids to publish once this has committed.
     """
     with transaction.atomic():
-        transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.APPROVED,
-                   to_status=Digest.Status.SENDING, send_started_at=timezone.now())
+        Digest.transition(digest_id, from_status=Digest.Status.APPROVED, to_status=Digest.Status.SENDING,
+                          send_started_at=timezone.now())
         digest = Digest.objects.select_for_update().select_related("newsletter").filter(pk=digest_id).first()
         if digest is None or digest.status != Digest.Status.SENDING:
             return []
@@ -294,35 +292,33 @@ def claim(delivery_ids: list[int], claimer: str) -> list[Delivery]:
         _due(), pk__in=delivery_ids, status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING,
         attempts__lt=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS,
     )
-    taken = {"status": Delivery.Status.SENDING, "claimed_by": claimer, "message_id": "",
-             "lease_until": now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS),
+    taken = {"from_status": Delivery.Status.QUEUED, "to_status": Delivery.Status.SENDING, "claimed_by": claimer,
+             "message_id": "", "lease_until": now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS),
              "attempts": F("attempts") + 1}
     if db_connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
             pks = list(candidates.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True))
-            Delivery.objects.filter(pk__in=pks, status=Delivery.Status.QUEUED).update(**taken)
+            Delivery.objects.filter(pk__in=pks).transition(**taken)
     else:
         # SQLite serialises writers: the status guard in this one UPDATE is the compare-and-set.
-        candidates.update(**taken)
+        candidates.transition(**taken)
     return list(Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
                 .select_related("subscriber").order_by("pk"))
 
 
-def _mine(delivery: Delivery, claimer: str):
-    return Delivery.objects.filter(pk=delivery.pk, claimed_by=claimer, status=Delivery.Status.SENDING)
-
-
 def _finish(delivery: Delivery, claimer: str, status: str, **fields) -> bool:
-    return bool(_mine(delivery, claimer).update(status=status, **fields))
+    """sending -> `status` for a row this worker still holds; False when its lease was taken over."""
+    return bool(Delivery.objects.filter(pk=delivery.pk, claimed_by=claimer).transition(
+        from_status=Delivery.Status.SENDING, to_status=status, **fields))
 
 
 def _release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:
     """Give rows back untried: the claim's attempt does not count; a cancelled digest's rows end skipped."""
     if not rows:
         return 0
-    released = Delivery.objects.filter(pk__in=[d.pk for d in rows], claimed_by=claimer,
-                                       status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.QUEUED, claimed_by="", message_id="", attempts=F("attempts") - 1, last_error=reason,
+    released = Delivery.objects.filter(pk__in=[d.pk for d in rows], claimed_by=claimer).transition(
+        from_status=Delivery.Status.SENDING, to_status=Delivery.Status.QUEUED, claimed_by="", message_id="",
+        attempts=F("attempts") - 1, last_error=reason,
         lease_until=timezone.now() + timedelta(seconds=retry_in) if retry_in else None)
     _skip_cancelled(rows[0].digest_id)
     return released
@@ -337,8 +333,9 @@ def _skip_cancelled(digest_id: int | None = None) -> None:
     # scanned every queued row of a 1M-row send (bench/fanout/rows.py).
     ids = list(cancelled.values_list("pk", flat=True))
     for start in range(0, len(ids), 500):
-        Delivery.objects.filter(digest_id__in=ids[start:start + 500], status=Delivery.Status.QUEUED).update(
-            status=Delivery.Status.SKIPPED, last_error="digest cancelled", lease_until=None)
+        Delivery.objects.filter(digest_id__in=ids[start:start + 500]).transition(
+            from_status=Delivery.Status.QUEUED, to_status=Delivery.Status.SKIPPED, last_error="digest cancelled",
+            lease_until=None)
 
 
 def _drop_unwanted(rows: list[Delivery], digest: Digest, claimer: str, counts: dict) -> list[Delivery]:
@@ -542,8 +539,8 @@ def _record_failure(digest_id: int, reply: str) -> None:
     Digest.objects.filter(pk=digest_id).update(consecutive_failures=F("consecutive_failures") + 1)
     limit = settings.NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS
     failures = Digest.objects.filter(pk=digest_id).values_list("consecutive_failures", flat=True).first() or 0
-    if limit and failures >= limit and transition(
-            Digest.objects.filter(pk=digest_id), from_status=Digest.Status.SENDING, to_status=Digest.Status.PAUSED,
+    if limit and failures >= limit and Digest.transition(
+            digest_id, from_status=Digest.Status.SENDING, to_status=Digest.Status.PAUSED,
             pause_reason=f"auto-paused after {failures} consecutive errors; last: {reply}"[:2000]):
         log.error("digest %s auto-paused after %s consecutive errors (last: %s)", digest_id, failures, reply)
 
@@ -708,20 +705,20 @@ def finish_if_done(digest_id: int, *, fanned_out: bool = False) -> bool:
     rows = Delivery.objects.filter(digest_id=digest_id)
     if rows.filter(status__in=OPEN_ROWS).exists() or not (fanned_out or rows.exists()):
         return False
-    return bool(transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.SENDING,
-                           to_status=Digest.Status.SENT, sent_at=timezone.now()))
+    return bool(Digest.transition(digest_id, from_status=Digest.Status.SENDING, to_status=Digest.Status.SENT,
+                                  sent_at=timezone.now()))
 
 
 def pause(digest_id: int, reason: str = "paused by an operator") -> None:
-    if not transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.SENDING,
-                      to_status=Digest.Status.PAUSED, pause_reason=reason):
+    if not Digest.transition(digest_id, from_status=Digest.Status.SENDING, to_status=Digest.Status.PAUSED,
+                             pause_reason=reason):
         raise SendRefused(f"digest {digest_id} is {_status(digest_id)}; only a sending digest can be paused")
 
 
 def resume(digest_id: int) -> list[list[int]]:
     """paused -> sending; returns the queued rows in batches for the caller to publish."""
-    if not transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.PAUSED,
-                      to_status=Digest.Status.SENDING, pause_reason="", consecutive_failures=0):
+    if not Digest.transition(digest_id, from_status=Digest.Status.PAUSED, to_status=Digest.Status.SENDING,
+                             pause_reason="", consecutive_failures=0):
         raise SendRefused(f"digest {digest_id} is {_status(digest_id)}; only a paused digest can be resumed")
     Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.QUEUED).update(lease_until=None)
     return nudge(digest_id)
@@ -729,13 +726,13 @@ def resume(digest_id: int) -> list[list[int]]:
 
 def cancel(digest_id: int) -> int:
     """Stops a digest for good; rows not yet sent end `skipped`. Returns how many were skipped."""
-    if not transition(Digest.objects.filter(pk=digest_id),
-                      from_status=[Digest.Status.DRAFT, Digest.Status.APPROVED, Digest.Status.SENDING,
-                                   Digest.Status.PAUSED],
-                      to_status=Digest.Status.CANCELLED):
+    if not Digest.transition(digest_id, from_status=[Digest.Status.DRAFT, Digest.Status.APPROVED,
+                                                     Digest.Status.SENDING, Digest.Status.PAUSED],
+                             to_status=Digest.Status.CANCELLED):
         raise SendRefused(f"digest {digest_id} is {_status(digest_id)}; it can no longer be cancelled")
-    return Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.QUEUED).update(
-        status=Delivery.Status.SKIPPED, last_error="digest cancelled", lease_until=None)
+    return Delivery.objects.filter(digest_id=digest_id).transition(
+        from_status=Delivery.Status.QUEUED, to_status=Delivery.Status.SKIPPED, last_error="digest cancelled",
+        lease_until=None)
 
 
 def _status(digest_id: int) -> str:
@@ -756,9 +753,11 @@ def expired_leases_to_queue() -> int:
     if flagged:
         log.warning("%s deliveries (%s%s) lost their worker mid-send; they may be delivered twice",
                     flagged, ", ".join(map(str, in_flight)), ", ..." if flagged > len(in_flight) else "")
-    failed = expired.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).update(
-        status=Delivery.Status.FAILED, lease_until=None, last_error=_gave_up(Value("worker lost")))
-    return failed + expired.update(status=Delivery.Status.QUEUED, claimed_by="", lease_until=None)
+    failed = expired.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
+        from_status=Delivery.Status.SENDING, to_status=Delivery.Status.FAILED, lease_until=None,
+        last_error=_gave_up(Value("worker lost")))
+    return failed + expired.transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.QUEUED,
+                                       claimed_by="", lease_until=None)
 
 
 def _gave_up(reason: Value | F) -> Concat:
@@ -773,9 +772,9 @@ def sweep() -> list[list[int]]:
     start message was lost, re-nudges queued rows nobody picked up, and closes finished digests.
     """
     expired_leases_to_queue()
-    Delivery.objects.filter(status=Delivery.Status.QUEUED,
-                            attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).update(
-        status=Delivery.Status.FAILED, lease_until=None, last_error=_gave_up(F("last_error")))
+    Delivery.objects.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
+        from_status=Delivery.Status.QUEUED, to_status=Delivery.Status.FAILED, lease_until=None,
+        last_error=_gave_up(F("last_error")))
     batches = []
     stalled = timezone.now() - timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
     for digest_id in (Digest.objects.filter(status=Digest.Status.SENDING, send_started_at__lt=stalled)

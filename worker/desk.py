@@ -41,7 +41,6 @@ from .models import (
     Regeneration,
     StoryRank,
     hash_token,
-    transition,
 )
 
 EDIT = "worker.change_digest"
@@ -366,8 +365,8 @@ def run_regeneration(regeneration_id: int) -> Regeneration:
     """The worker's half of "Regenerate": summarize again (force), then put the fresh summary on
     the story (dropping the editor's overrides of the old one), if the digest is still a draft."""
     job = Regeneration.objects.select_related("item").get(pk=regeneration_id)
-    if not transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.QUEUED,
-                      to_status=Regeneration.Status.RUNNING):
+    if not Regeneration.transition(job.pk, from_status=Regeneration.Status.QUEUED,
+                                   to_status=Regeneration.Status.RUNNING):
         return job  # a redelivered task: another worker has it
     try:
         fresh = summarize.summarize_article(job.item.article_id, force=True)
@@ -380,11 +379,11 @@ def run_regeneration(regeneration_id: int) -> Regeneration:
             Digest.objects.filter(pk=digest.pk).update(rendered_at=None)
             audit.record(digest.pk, job.requested_by, "regenerated summary", item=job.item_id, summary=fresh.pk,
                          engine=fresh.engine)
-            transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-                       to_status=Regeneration.Status.DONE, finished_at=timezone.now())
+            Regeneration.transition(job.pk, from_status=Regeneration.Status.RUNNING,
+                                    to_status=Regeneration.Status.DONE, finished_at=timezone.now())
     except (llm.LLMError, NotEditable) as exc:
-        transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-                   to_status=Regeneration.Status.FAILED, error=str(exc), finished_at=timezone.now())
+        Regeneration.transition(job.pk, from_status=Regeneration.Status.RUNNING,
+                                to_status=Regeneration.Status.FAILED, error=str(exc), finished_at=timezone.now())
     job.refresh_from_db()
     return job
 

@@ -24,7 +24,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from . import audit, interest
-from .models import Article, Digest, DigestItem, Newsletter, transition
+from .models import Article, Digest, DigestItem, Newsletter
 from .shorten import shorten
 
 log = logging.getLogger("newsdigest.schedule")
@@ -258,9 +258,9 @@ def build_digest(newsletter: Newsletter, *, period_end: datetime | None = None) 
 
 
 def approve(digest_id: int, *, user: User | None = None, action: str = "approved") -> bool:
-    moved = transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.DRAFT,
-                       to_status=Digest.Status.APPROVED, approved_at=timezone.now(),
-                       approved_by=user if user is not None and user.is_authenticated else None)
+    moved = Digest.transition(digest_id, from_status=Digest.Status.DRAFT,
+                              to_status=Digest.Status.APPROVED, approved_at=timezone.now(),
+                              approved_by=user if user is not None and user.is_authenticated else None)
     if moved:
         audit.record(digest_id, user, action)
     return bool(moved)
@@ -305,8 +305,7 @@ def enforce_approval_deadlines() -> list[int]:
     for digest in overdue.select_related("newsletter"):
         if digest.newsletter.send_if_unapproved:
             approve(digest.pk, action="approved at deadline")
-        elif transition(Digest.objects.filter(pk=digest.pk), from_status=Digest.Status.DRAFT,
-                        to_status=Digest.Status.CANCELLED):
+        elif Digest.transition(digest.pk, from_status=Digest.Status.DRAFT, to_status=Digest.Status.CANCELLED):
             audit.record(digest.pk, None, "skipped", reason="approval deadline passed without approval")
             log.info("digest %s skipped: nobody approved it by %s", digest.pk, digest.approval_deadline)
     return list(Digest.objects.filter(status=Digest.Status.APPROVED, approval_deadline__isnull=False,
