@@ -54,25 +54,6 @@ def newsletter_zone(newsletter: Newsletter) -> ZoneInfo:
                             f"(use an IANA name such as Europe/Berlin)") from None
 
 
-def subscriber_release(send_time: time | None, tz_name: str, fallback: ZoneInfo, now: datetime) -> datetime | None:
-    """When a subscriber who chose `send_time` on their own clock gets a digest whose send starts `now`.
-
-    Today at that local time while it is still ahead; at once when it has passed or none is set,
-    so a digest is never held into the next day, where it would meet the next one. An unknown
-    zone name falls back to the newsletter's zone rather than losing the send.
-    """
-    if send_time is None:
-        return None
-    try:
-        zone = ZoneInfo(tz_name) if tz_name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = fallback
-    local_now = now.astimezone(zone)
-    # Through UTC and back, so a time in the spring-forward gap lands on the real clock after it.
-    release = datetime.combine(local_now.date(), send_time, tzinfo=zone).astimezone(ZoneInfo("UTC"))
-    return release if release > now else None
-
-
 def _send_time(newsletter: Newsletter) -> time:
     value = newsletter.send_time
     return time.fromisoformat(value) if isinstance(value, str) else value
