@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..models import Delivery, Digest, Subscriber, Subscription
@@ -26,7 +26,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def eligible_subscribers(digest: Digest):
+def eligible_subscribers(digest: Digest) -> QuerySet[Subscriber]:
+    """Who gets `digest`: active subscribers with an active subscription to its newsletter (asked at the
+    fan-out and again inside each claim, so an unsubscribe since the fan-out wins)."""
     return Subscriber.objects.filter(
         status=Subscriber.Status.ACTIVE,
         subscriptions__newsletter_id=digest.newsletter_id,
@@ -35,6 +37,7 @@ def eligible_subscribers(digest: Digest):
 
 
 def due() -> Q:
+    """Rows with no hold, or whose hold (the subscriber's local send time) has passed."""
     return Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
 
 
