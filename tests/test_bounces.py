@@ -63,7 +63,7 @@ def digest():
 
 
 def sent(digest: Digest, index: int = 0) -> Delivery:
-    """A delivery of `digest` the mail server accepted, as deliver.py leaves it."""
+    """A delivery of `digest` the mail server accepted, as the deliver stage leaves it."""
     subscriber = Subscriber.objects.filter(subscriptions__newsletter=digest.newsletter).order_by("pk")[index]
     return Delivery.objects.create(digest=digest, subscriber=subscriber, status=Delivery.Status.SENT,
                                    message_id=deliver.message_id(digest, subscriber), sent_at=timezone.now())

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from tests import support
 from worker import deliver, render, subscribers
+from worker.deliver import sending
 from worker.models import Delivery, Digest, Subscriber, Subscription, SuppressionEvent
 
 
@@ -227,7 +228,7 @@ def test_a_digest_paused_after_the_claim_gets_its_rows_back_untried(digest, smtp
         deliver.pause(digest.pk)
         return rows
 
-    monkeypatch.setattr(deliver, "claim", claim_then_pause)
+    monkeypatch.setattr(sending, "claim", claim_then_pause)
     result = deliver.send_batch(batch)
     assert (result.counts["released"], len(smtp.messages)) == (6, 0)
     assert Delivery.objects.filter(digest=digest, status=Delivery.Status.QUEUED, attempts=0).count() == 6
@@ -255,9 +256,9 @@ def test_a_full_domain_bucket_holds_the_message_back(settings):
 def test_one_smtp_connection_serves_several_batches(digest, smtp):
     first, second = started(digest)
     deliver.send_batch(first)
-    connection = deliver._mailer.backend.connection
+    connection = sending._mailer.backend.connection
     deliver.send_batch(second)
-    assert deliver._mailer.backend.connection is connection
+    assert sending._mailer.backend.connection is connection
 
 
 @pytest.mark.django_db

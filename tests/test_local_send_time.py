@@ -7,7 +7,8 @@ import pytest
 import time_machine
 
 from tests import support
-from worker import deliver, render, schedule
+from worker import deliver, render
+from worker.deliver import fanout
 from worker.models import Delivery, Digest, Subscriber
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -15,28 +16,28 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def test_it_releases_at_the_subscribers_local_time_later_today():
     now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # 05:00 in New York
-    release = schedule.subscriber_release(time(7, 0), "America/New_York", BERLIN, now)
+    release = fanout.subscriber_release(time(7, 0), "America/New_York", BERLIN, now)
     assert release == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def test_it_sends_at_once_when_the_local_time_has_passed_today():
     now = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)  # 08:00 in New York
-    assert schedule.subscriber_release(time(7, 0), "America/New_York", BERLIN, now) is None
+    assert fanout.subscriber_release(time(7, 0), "America/New_York", BERLIN, now) is None
 
 
 def test_it_sends_at_once_without_a_chosen_time():
-    assert schedule.subscriber_release(None, "America/New_York", BERLIN, datetime(2026, 1, 1, tzinfo=UTC)) is None
+    assert fanout.subscriber_release(None, "America/New_York", BERLIN, datetime(2026, 1, 1, tzinfo=UTC)) is None
 
 
 def test_a_time_in_the_spring_forward_gap_is_released_just_after_it():
     now = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # 01:30 CET; at 02:00 Berlin jumps to 03:00
-    release = schedule.subscriber_release(time(2, 30), "Europe/Berlin", BERLIN, now)
+    release = fanout.subscriber_release(time(2, 30), "Europe/Berlin", BERLIN, now)
     assert release == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST, the first real minute after
 
 
 def test_an_unknown_zone_falls_back_to_the_newsletters():
     now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # 06:00 in Berlin
-    release = schedule.subscriber_release(time(7, 0), "Mars/Olympus_Mons", BERLIN, now)
+    release = fanout.subscriber_release(time(7, 0), "Mars/Olympus_Mons", BERLIN, now)
     assert release == datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 
 

@@ -100,7 +100,6 @@ class NewsletterAdmin(admin.ModelAdmin):
     list_filter = ["cadence", "approval", "timezone", "public_archive"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    exclude = ["api_token"]
     actions = ["sync_schedules"]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:

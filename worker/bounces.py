@@ -44,7 +44,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import audit, bounce_reports, subscribers
-from .models import AuditEntry, Delivery, Digest, Subscriber, Subscription, SuppressionEvent, transition
+from .models import AuditEntry, Delivery, Digest, Subscriber, Subscription, SuppressionEvent
 
 log = logging.getLogger("newsdigest.bounces")
 Kind = SuppressionEvent.Kind
@@ -109,10 +109,10 @@ def suppress(email: str, kind: str, *, detail: str = "", message_id: str = "", s
         people = Subscriber.objects.filter(pk=subscriber.pk)
         reachable = [Subscriber.Status.ACTIVE, Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED]
         if kind == Kind.HARD_BOUNCE:
-            transition(people, from_status=reachable, to_status=Subscriber.Status.BOUNCED)
+            people.transition(from_status=reachable, to_status=Subscriber.Status.BOUNCED)
         elif kind == Kind.COMPLAINT:
-            transition(people, from_status=[*reachable, Subscriber.Status.BOUNCED],
-                       to_status=Subscriber.Status.COMPLAINED)
+            people.transition(from_status=[*reachable, Subscriber.Status.BOUNCED],
+                              to_status=Subscriber.Status.COMPLAINED)
         elif kind == Kind.SOFT_BOUNCE:
             people.update(soft_bounces=F("soft_bounces") + 1)
             since = timezone.now() - timedelta(days=settings.NEWSDIGEST_SOFT_BOUNCE_WINDOW_DAYS)
@@ -124,17 +124,19 @@ def suppress(email: str, kind: str, *, detail: str = "", message_id: str = "", s
             recent = (window.exclude(delivery=None).values("delivery_id").distinct().count()
                       + window.filter(delivery=None).count())
             if recent >= settings.NEWSDIGEST_SOFT_BOUNCE_LIMIT:
-                transition(people, from_status=reachable, to_status=Subscriber.Status.BOUNCED)
+                people.transition(from_status=reachable, to_status=Subscriber.Status.BOUNCED)
         elif kind == Kind.POLICY_BOUNCE:
             log.error("policy bounce for %s (the receiver refused our mail, not the address): %s %s",
                       email, status, detail[:300])
         elif kind == Kind.UNSUBSCRIBE:
-            subscriber.subscriptions.exclude(status=Subscription.Status.UNSUBSCRIBED).update(
-                status=Subscription.Status.UNSUBSCRIBED)
+            subscriber.subscriptions.all().transition(
+                from_status=[Subscription.Status.PENDING, Subscription.Status.ACTIVE],
+                to_status=Subscription.Status.UNSUBSCRIBED)
         if kind in BOUNCES:
-            rows = Delivery.objects.filter(subscriber=subscriber, status=Delivery.Status.SENT)
+            rows = Delivery.objects.filter(subscriber=subscriber)
             rows = rows.filter(pk=delivery.pk) if delivery is not None else rows.filter(message_id=message_id or "-")
-            rows.update(status=Delivery.Status.BOUNCED, last_error=f"{status} {detail}".strip()[:2000])
+            rows.transition(from_status=Delivery.Status.SENT, to_status=Delivery.Status.BOUNCED,
+                            last_error=f"{status} {detail}".strip()[:2000])
     if event.digest_id is not None and kind in (*BOUNCES, Kind.COMPLAINT):
         check_rates(event.digest_id)
     return event
@@ -152,9 +154,9 @@ def unsuppress(email: str, user: User | AnonymousUser | None) -> str:
         if subscriber is None:
             raise ValueError(f"no subscriber {email.strip()!r}")
         previous = subscriber.status
-        if not transition(Subscriber.objects.filter(pk=subscriber.pk),
-                          from_status=[Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED],
-                          to_status=Subscriber.Status.ACTIVE, soft_bounces=0):
+        if not Subscriber.transition(subscriber.pk,
+                                     from_status=[Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED],
+                                     to_status=Subscriber.Status.ACTIVE, soft_bounces=0):
             raise ValueError(f"{subscriber.email} is {previous}, not suppressed")
         audit.record(None, user, "unsuppressed", email=subscriber.email, was=previous)
     return f"{subscriber.email}: {previous} -> active"
@@ -192,8 +194,6 @@ def rates_line(digest_id: int) -> str:
 def check_rates(digest_id: int) -> str:
     """Pause a sending digest whose bounce or complaint rate passed its threshold; returns the reason
     ('' when it goes on). Rates count only once NEWSDIGEST_PAUSE_MIN_SENT messages went out."""
-    from . import deliver  # deliver imports this module for the return path
-
     rates = digest_rates(digest_id)
     if rates["sent"] < settings.NEWSDIGEST_PAUSE_MIN_SENT:
         return ""
@@ -204,12 +204,11 @@ def check_rates(digest_id: int) -> str:
             reason = (f"auto-paused: {what} rate {rates[name]:.2%} over {threshold:.2%} "
                       f"after {rates['sent']} messages")
             break
-    if not reason or not Digest.objects.filter(pk=digest_id, status=Digest.Status.SENDING).exists():
+    # The pause is the guarded move itself, not deliver's pause(): the deliver stage imports this module
+    # (return paths, refusals), so this one must not import it back. 0 rows: paused, finished or cancelled meanwhile.
+    if not reason or not Digest.transition(digest_id, from_status=Digest.Status.SENDING,
+                                           to_status=Digest.Status.PAUSED, pause_reason=reason):
         return ""
-    try:
-        deliver.pause(digest_id, reason=reason)
-    except deliver.SendRefused:
-        return ""  # paused, finished or cancelled meanwhile
     audit.record(digest_id, None, "auto-paused", reason=reason)
     log.error("digest %s %s", digest_id, reason)
     return reason

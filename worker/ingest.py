@@ -35,7 +35,7 @@ from lxml import etree
 
 from . import dedup, fetch
 from .cleaning import clean_text, decode_bytes, html_to_text, normalise_text
-from .models import Article, IngestRejection, Source, transition
+from .models import Article, IngestRejection, Source
 from .text import split_sentences
 
 log = logging.getLogger("newsdigest.ingest")
@@ -252,8 +252,9 @@ def ingest_article(
 def _update(article: Article, fields: dict) -> IngestResult:
     changed = {k: v for k, v in fields.items() if k not in {"guid", "canonical_url"} or v}
     Article.objects.filter(pk=article.pk).update(**changed)
-    transition(Article.objects.filter(pk=article.pk), from_status=list(Article.Status), to_status=Article.Status.NEW,
-               last_error="")
+    # A new article needs no move: it is waiting for its summary already (and has no error to clear).
+    Article.transition(article.pk, from_status=[Article.Status.SUMMARIZED, Article.Status.FAILED],
+                       to_status=Article.Status.NEW, last_error="")
     article.refresh_from_db()
     dedup.index_article(article)
     log.info("article %s changed; updated in place and queued for a new summary", article.pk)

@@ -1,11 +1,17 @@
 """Newsdigest's state. The database is the source of truth; the broker only nudges.
 
-Every status change is a guarded UPDATE (`transition`) whose row count says whether
-this worker won, so redelivered tasks and double triggers are harmless.
+Every model with a `status` declares its moves in one place, `TRANSITIONS` ({from: {to, ...}}), and
+its docstring draws the same moves, one per line (tests/test_transitions.py keeps the two equal).
+Every status change goes through the model's guarded helper: `Model.transition(pk, ...)` for one row,
+`Model.objects.filter(...).transition(...)` for many. It refuses a move the model does not declare
+and is one UPDATE ... WHERE status IN (from) whose row count says whether this worker won, so
+redelivered tasks and double triggers are harmless.
 """
 
 import hashlib
 import secrets
+from collections.abc import Iterable
+from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -13,13 +19,47 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 
 
-def transition(queryset: models.QuerySet, *, from_status, to_status: str, **fields) -> int:
-    """Move the rows still in `from_status` to `to_status`; returns how many moved.
+class UndeclaredTransition(ValueError):
+    """A status move the model's TRANSITIONS does not allow: a bug in the caller, never a race."""
 
-    0 means another worker got there first (or the row was never in that state).
-    """
-    allowed = [from_status] if isinstance(from_status, str) else list(from_status)
-    return queryset.filter(status__in=allowed).update(status=to_status, **fields)
+
+class StatusQuerySet(models.QuerySet):
+    def transition(self, *, from_status: str | Iterable[str], to_status: str, **fields) -> int:
+        """Move the rows of this queryset still in `from_status` to `to_status`; returns how many moved.
+
+        0 means another worker got there first (or the row was never in that state). Every
+        from -> to pair must be declared in the model's TRANSITIONS, else UndeclaredTransition
+        is raised before the database is touched.
+        """
+        sources = [from_status] if isinstance(from_status, str) else list(from_status)
+        self.model.check_transition(sources, to_status)
+        return self.filter(status__in=sources).update(status=to_status, **fields)
+
+    # Not copied to the manager: `Model.objects.transition(...)` would move every row of the table.
+    transition.queryset_only = True
+
+
+class StatusModel(models.Model):
+    """A model whose `status` only moves along its declared TRANSITIONS (see the module docstring)."""
+
+    TRANSITIONS: ClassVar[dict[str, set[str]]] = {}
+
+    objects = StatusQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def check_transition(cls, sources: Iterable[str], target: str) -> None:
+        undeclared = [source for source in sources if target not in cls.TRANSITIONS.get(source, ())]
+        if undeclared:
+            raise UndeclaredTransition(f"{cls.__name__}: {', '.join(undeclared)} -> {target} is not a declared "
+                                       f"transition (see {cls.__name__}.TRANSITIONS)")
+
+    @classmethod
+    def transition(cls, pk: int, *, from_status: str | Iterable[str], to_status: str, **fields) -> int:
+        """The one-row form of StatusQuerySet.transition: 1 if row `pk` moved, 0 if it was not in `from_status`."""
+        return cls.objects.filter(pk=pk).transition(from_status=from_status, to_status=to_status, **fields)
 
 
 def new_token() -> str:
@@ -90,19 +130,24 @@ class Story(models.Model):
         verbose_name_plural = "stories"
 
 
-class Article(models.Model):
-    """
-    new --summarize--> summarized --(text changed on re-ingest)--> new
-     |                     ^
-     | LLM failed          | editor retries (summarize --article ID --force)
-     v                     |
-    failed ----------------+
+class Article(StatusModel):
+    """One article as ingested; summarized again whenever its text changes.
+
+    new, failed         --summarized (a failed one when an editor retries: summarize --article ID)--> summarized
+    new, failed         --LLM failed (again)--> failed
+    summarized, failed  --text changed on re-ingest--> new
     """
 
     class Status(models.TextChoices):
         NEW = "new"
         SUMMARIZED = "summarized"
         FAILED = "failed"
+
+    TRANSITIONS = {
+        Status.NEW: {Status.SUMMARIZED, Status.FAILED},
+        Status.FAILED: {Status.SUMMARIZED, Status.FAILED, Status.NEW},
+        Status.SUMMARIZED: {Status.NEW},
+    }
 
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL)
     story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles")
@@ -225,7 +270,6 @@ class Newsletter(models.Model):
         default=False, help_text="at the deadline: send the unapproved draft (else skip it)")
     periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
                                          on_delete=models.SET_NULL, related_name="newsletter")
-    api_token = models.CharField(max_length=64, default=new_token, unique=True)
     max_stories = models.PositiveSmallIntegerField(default=12)
     # accent colour, fonts, logo URL; see templates/email/digest.mjml
     theme = models.JSONField(default=dict, blank=True)
@@ -259,13 +303,29 @@ class Newsletter(models.Model):
         return self.from_email or settings.DEFAULT_FROM_EMAIL
 
 
-class Subscriber(models.Model):
+class Subscriber(StatusModel):
+    """One address; bounced and complained are suppressed until an operator decides otherwise.
+
+    pending, unsubscribed              --confirms a sign-up (pending also: a confirmed import)--> active
+    pending, active, unsubscribed      --hard bounce, or soft bounces over the limit--> bounced
+    pending, active, unsubscribed, bounced  --spam complaint--> complained
+    bounced, complained                --an operator un-suppresses the address--> active
+    """
+
     class Status(models.TextChoices):
         PENDING = "pending"
         ACTIVE = "active"
         UNSUBSCRIBED = "unsubscribed"
         BOUNCED = "bounced"
         COMPLAINED = "complained"
+
+    TRANSITIONS = {
+        Status.PENDING: {Status.ACTIVE, Status.BOUNCED, Status.COMPLAINED},
+        Status.UNSUBSCRIBED: {Status.ACTIVE, Status.BOUNCED, Status.COMPLAINED},
+        Status.ACTIVE: {Status.BOUNCED, Status.COMPLAINED},
+        Status.BOUNCED: {Status.COMPLAINED, Status.ACTIVE},
+        Status.COMPLAINED: {Status.ACTIVE},
+    }
 
     class Format(models.TextChoices):
         HTML = "html"
@@ -290,11 +350,25 @@ class Subscriber(models.Model):
         return self.email
 
 
-class Subscription(models.Model):
+class Subscription(StatusModel):
+    """One subscriber to one newsletter (double opt-in).
+
+    unsubscribed     --signs up again (a new opt-in)--> pending
+    pending          --confirms (or a confirmed import)--> active
+    pending, active  --unsubscribes (link, mail, preferences page, ESP report)--> unsubscribed
+    unsubscribed     --re-subscribes on the signed preferences page--> active
+    """
+
     class Status(models.TextChoices):
         PENDING = "pending"
         ACTIVE = "active"
         UNSUBSCRIBED = "unsubscribed"
+
+    TRANSITIONS = {
+        Status.UNSUBSCRIBED: {Status.PENDING, Status.ACTIVE},
+        Status.PENDING: {Status.ACTIVE, Status.UNSUBSCRIBED},
+        Status.ACTIVE: {Status.UNSUBSCRIBED},
+    }
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
     newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="subscriptions")
@@ -308,13 +382,17 @@ class Subscription(models.Model):
         ]
 
 
-class Digest(models.Model):
-    """
-    draft --approve--> approved --send--> sending --(all rows final)--> sent
-      |                   |                 |  ^
-      +-----cancel--------+----cancel-------+  |
-                                     pause  v  | resume
-                                          paused
+class Digest(StatusModel):
+    """One issue of a newsletter, from draft to sent.
+
+    draft                             --approve (an editor, or the deadline when unapproved ones go out)--> approved
+    approved                          --send starts--> sending
+    sending                           --its start could not be published, no delivery row yet--> approved
+    sending                           --all rows final--> sent
+    sending                           --pause (an operator; auto-pause on errors or bounce rates)--> paused
+    paused                            --resume--> sending
+    sent                              --an operator retries its failed deliveries--> sending
+    draft, approved, sending, paused  --cancel (a draft also: its approval deadline passed)--> cancelled
     """
 
     class Status(models.TextChoices):
@@ -324,6 +402,14 @@ class Digest(models.Model):
         PAUSED = "paused"
         SENT = "sent"
         CANCELLED = "cancelled"
+
+    TRANSITIONS = {
+        Status.DRAFT: {Status.APPROVED, Status.CANCELLED},
+        Status.APPROVED: {Status.SENDING, Status.CANCELLED},
+        Status.SENDING: {Status.APPROVED, Status.SENT, Status.PAUSED, Status.CANCELLED},
+        Status.PAUSED: {Status.SENDING, Status.CANCELLED},
+        Status.SENT: {Status.SENDING},
+    }
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="digests")
     period_start = models.DateTimeField(null=True, blank=True)
@@ -383,11 +469,12 @@ class DigestItem(models.Model):
         return self.summary.key_actors if self.summary else []
 
 
-class Regeneration(models.Model):
+class Regeneration(StatusModel):
     """An editor's "Regenerate summary" on one story, done by a worker (never in a web request).
 
-    queued --worker starts--> running --summary stored--> done
-                                  +--LLM failed / not a draft any more--> failed
+    queued   --a worker starts--> running
+    running  --summary stored--> done
+    running  --LLM failed / not a draft any more--> failed
     """
 
     class Status(models.TextChoices):
@@ -395,6 +482,11 @@ class Regeneration(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+
+    TRANSITIONS = {
+        Status.QUEUED: {Status.RUNNING},
+        Status.RUNNING: {Status.DONE, Status.FAILED},
+    }
 
     item = models.ForeignKey(DigestItem, on_delete=models.CASCADE, related_name="regenerations")
     requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
@@ -405,13 +497,19 @@ class Regeneration(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
 
-class Delivery(models.Model):
+class Delivery(StatusModel):
     """One digest to one subscriber, at most once.
 
-    queued --claim--> sending --SMTP 250--> sent
-      ^                  |  \\--5xx / attempts exhausted--> failed
-      |                  |   \\--unsubscribed/paused meanwhile--> skipped
-      +--4xx / lease expired (sweeper)
+    queued   --claim--> sending
+    sending  --SMTP 250--> sent
+    sending  --5xx / attempts exhausted (a lost worker's row at the cap: the sweeper)--> failed
+    sending  --unsubscribed / paused meanwhile--> skipped
+    sending  --4xx, given back untried, or lease expired (sweeper)--> queued
+    queued   --digest cancelled--> skipped
+    queued   --attempt cap reached (sweeper)--> failed
+    failed   --an operator retries the failed rows--> queued
+    sent     --bounce report--> bounced
+
     A row found `sending` with an expired lease may have been accepted by the server
     just before a crash: the sweeper counts it as a possible duplicate when it re-sends.
     """
@@ -423,6 +521,13 @@ class Delivery(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"
         BOUNCED = "bounced"
+
+    TRANSITIONS = {
+        Status.QUEUED: {Status.SENDING, Status.SKIPPED, Status.FAILED},
+        Status.SENDING: {Status.SENT, Status.FAILED, Status.SKIPPED, Status.QUEUED},
+        Status.FAILED: {Status.QUEUED},
+        Status.SENT: {Status.BOUNCED},
+    }
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")

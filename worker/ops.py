@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import audit, deliver, tasks
-from .models import ApiToken, Delivery, Digest, hash_token, transition
+from .models import ApiToken, Delivery, Digest, hash_token
 
 Actor = User | AnonymousUser | None
 
@@ -179,14 +179,14 @@ def retry_failed(digest_id: int, user: Actor = None) -> str:
     retried rows are final. Refused for drafts, cancelled digests and when nothing failed.
     """
     with transaction.atomic():
-        transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.SENT,
-                   to_status=Digest.Status.SENDING, sent_at=None)
+        Digest.transition(digest_id, from_status=Digest.Status.SENT, to_status=Digest.Status.SENDING, sent_at=None)
         status = Digest.objects.filter(pk=digest_id).values_list("status", flat=True).first()
         if status not in (Digest.Status.SENDING, Digest.Status.PAUSED):
             raise deliver.SendRefused(f"digest {digest_id} is {status or 'missing'}; "
                                       f"only a sending, paused or sent digest has deliveries to retry")
-        requeued = Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, attempts=0, lease_until=None, claimed_by="")
+        requeued = Delivery.objects.filter(digest_id=digest_id).transition(
+            from_status=Delivery.Status.FAILED, to_status=Delivery.Status.QUEUED, attempts=0, lease_until=None,
+            claimed_by="")
         if not requeued:
             # Rolls the reopening back too: a sent digest with nothing to retry stays sent.
             raise deliver.SendRefused(f"digest {digest_id} has no failed deliveries to retry")

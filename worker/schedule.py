@@ -24,7 +24,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from . import audit, interest
-from .models import Article, Digest, DigestItem, Newsletter, transition
+from .models import Article, Digest, DigestItem, Newsletter
 from .summarize.shorten import shorten
 
 log = logging.getLogger("newsdigest.schedule")
@@ -52,25 +52,6 @@ def newsletter_zone(newsletter: Newsletter) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(f"{newsletter.slug}: unknown time zone {newsletter.timezone!r} "
                             f"(use an IANA name such as Europe/Berlin)") from None
-
-
-def subscriber_release(send_time: time | None, tz_name: str, fallback: ZoneInfo, now: datetime) -> datetime | None:
-    """When a subscriber who chose `send_time` on their own clock gets a digest whose send starts `now`.
-
-    Today at that local time while it is still ahead; at once when it has passed or none is set,
-    so a digest is never held into the next day, where it would meet the next one. An unknown
-    zone name falls back to the newsletter's zone rather than losing the send.
-    """
-    if send_time is None:
-        return None
-    try:
-        zone = ZoneInfo(tz_name) if tz_name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = fallback
-    local_now = now.astimezone(zone)
-    # Through UTC and back, so a time in the spring-forward gap lands on the real clock after it.
-    release = datetime.combine(local_now.date(), send_time, tzinfo=zone).astimezone(ZoneInfo("UTC"))
-    return release if release > now else None
 
 
 def _send_time(newsletter: Newsletter) -> time:
@@ -258,9 +239,9 @@ def build_digest(newsletter: Newsletter, *, period_end: datetime | None = None) 
 
 
 def approve(digest_id: int, *, user: User | None = None, action: str = "approved") -> bool:
-    moved = transition(Digest.objects.filter(pk=digest_id), from_status=Digest.Status.DRAFT,
-                       to_status=Digest.Status.APPROVED, approved_at=timezone.now(),
-                       approved_by=user if user is not None and user.is_authenticated else None)
+    moved = Digest.transition(digest_id, from_status=Digest.Status.DRAFT,
+                              to_status=Digest.Status.APPROVED, approved_at=timezone.now(),
+                              approved_by=user if user is not None and user.is_authenticated else None)
     if moved:
         audit.record(digest_id, user, action)
     return bool(moved)
@@ -305,8 +286,7 @@ def enforce_approval_deadlines() -> list[int]:
     for digest in overdue.select_related("newsletter"):
         if digest.newsletter.send_if_unapproved:
             approve(digest.pk, action="approved at deadline")
-        elif transition(Digest.objects.filter(pk=digest.pk), from_status=Digest.Status.DRAFT,
-                        to_status=Digest.Status.CANCELLED):
+        elif Digest.transition(digest.pk, from_status=Digest.Status.DRAFT, to_status=Digest.Status.CANCELLED):
             audit.record(digest.pk, None, "skipped", reason="approval deadline passed without approval")
             log.info("digest %s skipped: nobody approved it by %s", digest.pk, digest.approval_deadline)
     return list(Digest.objects.filter(status=Digest.Status.APPROVED, approval_deadline__isnull=False,

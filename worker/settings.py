@@ -311,7 +311,7 @@ NEWSDIGEST_DELIVERY_BACKOFF_MAX = env_float("NEWSDIGEST_DELIVERY_BACKOFF_MAX", 3
 # Message-IDs written (durably) per commit ahead of sending; a crash flags at most this many rows.
 NEWSDIGEST_DELIVERY_INFLIGHT_GROUP = env_int("NEWSDIGEST_DELIVERY_INFLIGHT_GROUP", 10)
 # PostgreSQL: per-message `sent` marks committed without waiting for the WAL flush (in-flight marks
-# stay durable; see deliver._relaxed_commits). 0 makes every commit wait.
+# stay durable; see deliver.sending._relaxed_commits). 0 makes every commit wait.
 NEWSDIGEST_DELIVERY_RELAXED_COMMIT = env_bool("NEWSDIGEST_DELIVERY_RELAXED_COMMIT", True)
 # Consecutive send errors that pause a digest (0 = never).
 NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS = env_int("NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS", 50)

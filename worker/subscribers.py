@@ -29,7 +29,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from . import render
-from .models import Newsletter, Subscriber, Subscription, SuppressionEvent, transition
+from .models import Newsletter, Subscriber, Subscription, SuppressionEvent
 from .ratelimit import TokenBucket
 
 TOKEN_MAX_AGE = None  # unsubscribe links in old emails must keep working
@@ -156,9 +156,10 @@ def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") 
             return False
         if not allow_confirmation_to(email):
             return False
-        if subscription.status == Subscription.Status.UNSUBSCRIBED:
-            # Asking again is a new opt-in; it takes effect only once confirmed.
-            Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.PENDING)
+        # Asking again after an unsubscribe is a new opt-in; it takes effect only once confirmed. Guarded, not
+        # decided on the row read above: an unsubscribe or a confirmation committed since then is not undone.
+        Subscription.transition(subscription.pk, from_status=Subscription.Status.UNSUBSCRIBED,
+                                to_status=Subscription.Status.PENDING)
     from . import tasks
 
     tasks.send_confirmation.delay(subscriber.pk, newsletter.pk)  # after the commit: the link must find the rows
@@ -206,14 +207,14 @@ def confirm(token: str) -> Subscription:
     """pending -> active for the subscriber and the subscription; idempotent; suppressed stays suppressed."""
     subscription = subscription_for_confirm_token(token)
     with transaction.atomic():
-        Subscriber.objects.filter(pk=subscription.subscriber_id,
-                                  status__in=[Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED]).update(
-            status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
+        Subscriber.transition(subscription.subscriber_id,
+                              from_status=[Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED],
+                              to_status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now())
         if not Subscriber.objects.filter(pk=subscription.subscriber_id, status__in=SUPPRESSED).exists():
             # Guarded: an unsubscribe that lands between the token check and here wins. unsubscribed_at is
             # kept: it is what tells links mailed before that unsubscribe from links mailed after it.
-            transition(Subscription.objects.filter(pk=subscription.pk, unsubscribed_at=subscription.unsubscribed_at),
-                       from_status=Subscription.Status.PENDING, to_status=Subscription.Status.ACTIVE)
+            Subscription.objects.filter(pk=subscription.pk, unsubscribed_at=subscription.unsubscribed_at).transition(
+                from_status=Subscription.Status.PENDING, to_status=Subscription.Status.ACTIVE)
     subscription.refresh_from_db()
     subscription.subscriber.refresh_from_db()
     return subscription
@@ -225,9 +226,9 @@ def confirm(token: str) -> Subscription:
 def unsubscribe(token: str, via: str = "link") -> Subscription:
     """Idempotent: a second click, or a link scanner's POST after the user's, changes nothing."""
     subscription = subscription_for_token(token)
-    changed = Subscription.objects.filter(pk=subscription.pk).exclude(
-        status=Subscription.Status.UNSUBSCRIBED).update(
-        status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=timezone.now())
+    changed = Subscription.transition(subscription.pk,
+                                      from_status=[Subscription.Status.PENDING, Subscription.Status.ACTIVE],
+                                      to_status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=timezone.now())
     if changed:
         SuppressionEvent.objects.create(subscriber=subscription.subscriber, email=subscription.subscriber.email,
                                         kind=SuppressionEvent.Kind.UNSUBSCRIBE,
@@ -269,9 +270,10 @@ def set_preferences(subscriber: Subscriber, *, fmt: str, send_time: str, paused:
             if not wanted and subscription.status != Subscription.Status.UNSUBSCRIBED:
                 unsubscribe(render.unsubscribe_token(subscriber, subscription.newsletter), via="preferences")
             elif wanted and subscription.status == Subscription.Status.UNSUBSCRIBED:
-                # The signed preferences link proves the address; no second opt-in needed.
-                Subscription.objects.filter(pk=subscription.pk).update(
-                    status=Subscription.Status.ACTIVE, unsubscribed_at=None)
+                # The signed preferences link proves the address; no second opt-in needed. Guarded: a
+                # sign-up that reopened it (pending) meanwhile keeps its own confirmation.
+                Subscription.transition(subscription.pk, from_status=Subscription.Status.UNSUBSCRIBED,
+                                        to_status=Subscription.Status.ACTIVE, unsubscribed_at=None)
 
 
 # --- CSV import / export ---------------------------------------------------------------
@@ -438,10 +440,10 @@ def _import_chunk(chunk: list[tuple[str, str, str]], newsletter: Newsletter, con
         report.unchanged += len(have)
         report.awaiting_confirmation += len(pending)
         return fresh
-    Subscriber.objects.filter(pk__in=people, status=Subscriber.Status.PENDING).update(
-        status=Subscriber.Status.ACTIVE, confirmed_at=now)
-    Subscription.objects.filter(newsletter=newsletter, subscriber_id__in=pending,
-                                status=Subscription.Status.PENDING).update(status=Subscription.Status.ACTIVE)
+    Subscriber.objects.filter(pk__in=people).transition(
+        from_status=Subscriber.Status.PENDING, to_status=Subscriber.Status.ACTIVE, confirmed_at=now)
+    Subscription.objects.filter(newsletter=newsletter, subscriber_id__in=pending).transition(
+        from_status=Subscription.Status.PENDING, to_status=Subscription.Status.ACTIVE)
     report.subscribed += len(pending)
     report.unchanged += len(have) - len(pending)
     return []

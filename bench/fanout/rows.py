@@ -48,6 +48,7 @@ def one(n: int, timed_share: float) -> None:
         from django.db import connection
 
         from worker import deliver, render
+        from worker.deliver import fanout
         from worker.models import Digest, Newsletter
 
         call_command("migrate", verbosity=0)
@@ -68,7 +69,7 @@ def one(n: int, timed_share: float) -> None:
         deliver.begin_send(digest.pk)
         started = time.perf_counter()
         with connection.cursor():
-            created = deliver._create_rows(Digest.objects.select_related("newsletter").get(pk=digest.pk))
+            created = fanout._create_rows(Digest.objects.select_related("newsletter").get(pk=digest.pk))
         rows_s = time.perf_counter() - started
         started = time.perf_counter()
         batches = deliver.nudge(digest.pk)

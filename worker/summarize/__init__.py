@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Sum
 
 from .. import ratelimit
-from ..models import Article, Digest, Summary, transition
+from ..models import Article, Digest, Summary
 from .engines import choose_engine
 from .errors import EngineError, EngineTransientError
 from .voice import Voice, detect_language
@@ -69,8 +69,8 @@ def summarize_article(article_id: int, engine: str | None = None, force: bool = 
             answer = chosen.summarize(article.title, article.text, language=language, voice=voice)
         except EngineError as exc:
             # A summarized article keeps serving its earlier summary; only a new or failed one fails.
-            transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW,
-                       Article.Status.FAILED], to_status=Article.Status.FAILED, last_error=str(exc))
+            Article.transition(article.pk, from_status=[Article.Status.NEW, Article.Status.FAILED],
+                               to_status=Article.Status.FAILED, last_error=str(exc))
             Article.objects.filter(pk=article.pk).update(
                 failed_prompt_tokens=F("failed_prompt_tokens") + exc.prompt_tokens,
                 failed_completion_tokens=F("failed_completion_tokens") + exc.completion_tokens)
@@ -125,8 +125,8 @@ def _release(client, name: str, token: str) -> None:
 
 
 def _mark_summarized(article: Article) -> None:
-    transition(Article.objects.filter(pk=article.pk), from_status=[Article.Status.NEW, Article.Status.FAILED],
-               to_status=Article.Status.SUMMARIZED, last_error="")
+    Article.transition(article.pk, from_status=[Article.Status.NEW, Article.Status.FAILED],
+                       to_status=Article.Status.SUMMARIZED, last_error="")
 
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:

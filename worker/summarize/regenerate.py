@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import audit
-from ..models import Digest, DigestItem, Regeneration, transition
+from ..models import Digest, DigestItem, Regeneration
 from . import summarize_article
 from .errors import EngineError
 
@@ -13,8 +13,8 @@ def run_regeneration(regeneration_id: int) -> Regeneration:
     """Summarize again (force), then put the fresh summary on the story (dropping the editor's
     overrides of the old one), if the digest is still a draft."""
     job = Regeneration.objects.select_related("item").get(pk=regeneration_id)
-    if not transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.QUEUED,
-                      to_status=Regeneration.Status.RUNNING):
+    if not Regeneration.transition(job.pk, from_status=Regeneration.Status.QUEUED,
+                                   to_status=Regeneration.Status.RUNNING):
         return job  # a redelivered task: another worker has it
     try:
         fresh = summarize_article(job.item.article_id, force=True)
@@ -32,12 +32,12 @@ def run_regeneration(regeneration_id: int) -> Regeneration:
                 Digest.objects.filter(pk=digest.pk).update(rendered_at=None)
                 audit.record(digest.pk, job.requested_by, "regenerated summary", item=job.item_id,
                              summary=fresh.pk, engine=fresh.engine)
-                transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-                           to_status=Regeneration.Status.DONE, finished_at=timezone.now())
+                Regeneration.transition(job.pk, from_status=Regeneration.Status.RUNNING,
+                                        to_status=Regeneration.Status.DONE, finished_at=timezone.now())
     job.refresh_from_db()
     return job
 
 
 def _fail(job: Regeneration, error: str) -> None:
-    transition(Regeneration.objects.filter(pk=job.pk), from_status=Regeneration.Status.RUNNING,
-               to_status=Regeneration.Status.FAILED, error=error, finished_at=timezone.now())
+    Regeneration.transition(job.pk, from_status=Regeneration.Status.RUNNING,
+                            to_status=Regeneration.Status.FAILED, error=error, finished_at=timezone.now())

@@ -1,0 +1,128 @@
+"""Claiming deliveries: which rows a worker holds, under what lease, and how it lets them go.
+
+A claim is a guarded queued -> sending move (SELECT ... FOR UPDATE SKIP LOCKED first on PostgreSQL)
+that gives each row to one worker under a lease; `finish` and `release` only touch rows this worker
+still holds, so a row whose lease was taken over is left to its new owner.
+"""
+
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from ..models import Delivery, Digest, Subscriber, Subscription
+
+OPEN_ROWS = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+FINAL_ROWS = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED, Delivery.Status.BOUNCED)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def eligible_subscribers(digest: Digest) -> QuerySet[Subscriber]:
+    """Who gets `digest`: active subscribers with an active subscription to its newsletter (asked at the
+    fan-out and again inside each claim, so an unsubscribe since the fan-out wins)."""
+    return Subscriber.objects.filter(
+        status=Subscriber.Status.ACTIVE,
+        subscriptions__newsletter_id=digest.newsletter_id,
+        subscriptions__status=Subscription.Status.ACTIVE,
+    )
+
+
+def due() -> Q:
+    """Rows with no hold, or whose hold (the subscriber's local send time) has passed."""
+    return Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
+
+
+def claim(delivery_ids: list[int], claimer: str) -> list[Delivery]:
+    """Atomically take the claimable rows among `delivery_ids` under a lease.
+
+    Claimable: queued, due, under the attempt cap, of a digest that is sending. Rows another
+    worker holds are skipped, never waited for.
+    """
+    now = timezone.now()
+    candidates = Delivery.objects.filter(
+        due(), pk__in=delivery_ids, status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING,
+        attempts__lt=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS,
+    )
+    taken = {"from_status": Delivery.Status.QUEUED, "to_status": Delivery.Status.SENDING, "claimed_by": claimer,
+             "message_id": "", "lease_until": now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS),
+             "attempts": F("attempts") + 1}
+    if db_connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            pks = list(candidates.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True))
+            Delivery.objects.filter(pk__in=pks).transition(**taken)
+    else:
+        # SQLite serialises writers: the status guard in this one UPDATE is the compare-and-set.
+        candidates.transition(**taken)
+    return list(Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
+                .select_related("subscriber").order_by("pk"))
+
+
+def finish(delivery: Delivery, claimer: str, status: str, **fields) -> bool:
+    """sending -> `status` for a row this worker still holds; False when its lease was taken over."""
+    return bool(Delivery.objects.filter(pk=delivery.pk, claimed_by=claimer).transition(
+        from_status=Delivery.Status.SENDING, to_status=status, **fields))
+
+
+def release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:
+    """Give rows back untried: the claim's attempt does not count; a cancelled digest's rows end skipped."""
+    if not rows:
+        return 0
+    released = Delivery.objects.filter(pk__in=[d.pk for d in rows], claimed_by=claimer).transition(
+        from_status=Delivery.Status.SENDING, to_status=Delivery.Status.QUEUED, claimed_by="", message_id="",
+        attempts=F("attempts") - 1, last_error=reason,
+        lease_until=timezone.now() + timedelta(seconds=retry_in) if retry_in else None)
+    skip_cancelled(rows[0].digest_id)
+    return released
+
+
+def skip_cancelled(digest_id: int | None = None) -> None:
+    """Rows a worker or a retry put back after their digest was cancelled end skipped."""
+    cancelled = Digest.objects.filter(status=Digest.Status.CANCELLED)
+    if digest_id is not None:
+        cancelled = cancelled.filter(pk=digest_id)
+    # Explicit digest ids, so the (digest, status) index is used: joined to the digests, the planner
+    # scanned every queued row of a 1M-row send (bench/fanout/rows.py).
+    ids = list(cancelled.values_list("pk", flat=True))
+    for start in range(0, len(ids), 500):
+        Delivery.objects.filter(digest_id__in=ids[start:start + 500]).transition(
+            from_status=Delivery.Status.QUEUED, to_status=Delivery.Status.SKIPPED, last_error="digest cancelled",
+            lease_until=None)
+
+
+def drop_unwanted(rows: list[Delivery], digest: Digest, claimer: str, counts: dict) -> list[Delivery]:
+    """Re-check inside the claim: an unsubscribe, bounce or pause since the fan-out wins."""
+    state = dict(eligible_subscribers(digest).filter(pk__in=[d.subscriber_id for d in rows])
+                 .values_list("pk", "paused"))
+    keep = []
+    for delivery in rows:
+        if delivery.subscriber_id not in state:
+            finish(delivery, claimer, Delivery.Status.SKIPPED, lease_until=None, last_error="no longer subscribed")
+            counts["skipped"] += 1
+        elif state[delivery.subscriber_id]:
+            finish(delivery, claimer, Delivery.Status.SKIPPED, lease_until=None, last_error="subscriber paused")
+            counts["skipped"] += 1
+        else:
+            keep.append(delivery)
+    return keep
+
+
+def finish_if_done(digest_id: int, *, fanned_out: bool = False) -> bool:
+    """sending -> sent once no row is queued or in flight.
+
+    A digest with no rows at all is only finished by its fan-out (`fanned_out`): before
+    that, "no open rows" means "not created yet", not "all sent".
+    """
+    rows = Delivery.objects.filter(digest_id=digest_id)
+    if rows.filter(status__in=OPEN_ROWS).exists() or not (fanned_out or rows.exists()):
+        return False
+    return bool(Digest.transition(digest_id, from_status=Digest.Status.SENDING, to_status=Digest.Status.SENT,
+                                  sent_at=timezone.now()))

@@ -1,0 +1,437 @@
+"""Sending: messages built and DKIM-signed, one kept-open SMTP connection per worker, batches sent.
+
+A row is marked in flight (its Message-ID written) before the SMTP conversation and `sent` right after
+the server's 250, so the only possible double send is a crash in between; the sweeper flags such rows
+`possible_duplicate` and the report names them.
+"""
+
+import logging
+import random
+import smtplib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.header import Header
+from email.utils import formataddr, make_msgid, parseaddr
+from functools import cache
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import sanitize_address
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import bounces, render
+from ..models import Delivery, Digest, Subscriber
+from ..ratelimit import TokenBucket
+from .claims import claim, drop_unwanted, finish, finish_if_done, release, worker_name
+from .dkim import SignedEmailMessage
+
+log = logging.getLogger("newsdigest.deliver")
+
+
+class DeliveryTransientError(Exception):
+    """The mail server is unreachable or deferring; the batch should be retried later."""
+
+
+def message_id(digest: Digest, subscriber: Subscriber) -> str:
+    """Deterministic, so a re-send after a crash carries the same id and can be deduplicated."""
+    return f"<nd.{digest.pk}.{subscriber.pk}@{settings.NEWSDIGEST_MESSAGE_ID_DOMAIN}>"
+
+
+def one_line(value: str) -> str:
+    """Collapse CR/LF and other whitespace so no field can inject a header."""
+    return " ".join(value.split())
+
+
+def build_message(
+    digest: Digest, subscriber: Subscriber, rendered: render.RenderedEmail, *, connection=None,
+    test: bool = False,
+) -> EmailMultiAlternatives:
+    """One subscriber's message; DKIM-signed at serialisation when a key is configured (worker.dkim).
+
+    Every header value passes `one_line`, and Django refuses any that still holds CR/LF; non-ASCII
+    display names and subjects go out RFC 2047-encoded.
+    """
+    newsletter = digest.newsletter
+    body = render.personalise(rendered, digest, subscriber, sent_at=None if test else timezone.now())
+    sender = formataddr((one_line(newsletter.sender_name), one_line(newsletter.sender_email)))
+    email = one_line(subscriber.email)
+    recipient = formataddr((one_line(subscriber.name), email)) if one_line(subscriber.name) else email
+    domain = settings.NEWSDIGEST_MESSAGE_ID_DOMAIN
+    headers = {"Message-ID": make_msgid("nd.test", domain=domain) if test else message_id(digest, subscriber)}
+    if not test:
+        unsubscribe = render.unsubscribe_url(subscriber, newsletter)
+        token = render.unsubscribe_token(subscriber, newsletter)
+        headers |= {
+            "List-Id": f"{_phrase(newsletter.name)} <{newsletter.slug}.{domain}>",
+            "List-Unsubscribe": f"<{unsubscribe}>, <mailto:{settings.NEWSDIGEST_UNSUBSCRIBE_MAILTO}"
+                                f"?subject=unsubscribe%20{token}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Precedence": "bulk",
+        }
+    message = SignedEmailMessage(
+        subject=one_line(digest.subject),
+        body=body.text,
+        from_email=sender,
+        to=[recipient],
+        reply_to=[one_line(newsletter.reply_to)] if newsletter.reply_to else None,
+        headers=headers,
+        connection=connection,
+    )
+    if not test and (return_path := bounces.return_path(digest.pk, subscriber.pk)):
+        message.return_path = return_path  # VERP envelope sender for SMTP; ESPs report bounces by webhook
+    if subscriber.format == Subscriber.Format.HTML:
+        message.attach_alternative(body.html, "text/html")
+    return message
+
+
+def _phrase(name: str) -> str:
+    """A List-Id description (RFC 2919 phrase): quoted when ASCII, an encoded word otherwise."""
+    name = one_line(name)
+    if not name.isascii():
+        return one_line(Header(name, "utf-8").encode())
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _envelope_address(address: str, encoding: str) -> str:
+    """The bare address for MAIL FROM / RCPT TO; Django's full sanitising only when it is not plain ASCII."""
+    if address.isascii():
+        return parseaddr(address)[1] or address
+    return sanitize_address(address, encoding)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """sent; permanent (5xx: never retry); transient (4xx or no connection: certainly not
+    delivered, retry); unknown (the connection broke after the message data went out)."""
+
+    kind: str
+    reply: str = ""
+    # The receiving server refused the recipient (RCPT) for good: a bounce without a report.
+    recipient_refused: bool = False
+
+
+class Mailer:
+    """One open connection per worker process, reused across messages and batches."""
+
+    IDLE_CHECK_SECONDS = 15
+
+    def __init__(self):
+        self.backend = None
+        self.last_used = 0.0
+
+    def close(self) -> None:
+        if self.backend is not None:
+            try:
+                self.backend.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped anyway
+                log.debug("closing the mail connection failed", exc_info=True)
+        self.backend = None
+
+    def _smtp(self):
+        return getattr(self.backend, "connection", None) if isinstance(self.backend, SMTPBackend) else None
+
+    def open(self) -> None:
+        """Raises DeliveryTransientError when the server cannot be reached."""
+        smtp = self._smtp()
+        if smtp is not None and time.monotonic() - self.last_used > self.IDLE_CHECK_SECONDS:
+            try:
+                if smtp.noop()[0] != 250:
+                    self.close()
+            except (smtplib.SMTPException, OSError):
+                self.close()
+        if self.backend is None:
+            backend = get_connection(fail_silently=False)
+            try:
+                backend.open()
+            except (smtplib.SMTPException, OSError) as exc:
+                raise DeliveryTransientError(f"cannot connect to the mail server: {exc}") from exc
+            self.backend = backend
+        self.last_used = time.monotonic()
+
+    def send(self, message: EmailMultiAlternatives) -> Outcome:
+        reused = self.backend is not None
+        outcome = self._send_once(message)
+        if reused and outcome.kind == "transient" and self.backend is None:
+            # A kept-open connection the server had dropped: the message never went out; once more on a new one.
+            outcome = self._send_once(message)
+        return outcome
+
+    def _send_once(self, message: EmailMultiAlternatives) -> Outcome:
+        self.open()
+        smtp = self._smtp()
+        outcome = self._send_smtp(smtp, message) if smtp is not None else self._send_other(message)
+        self.last_used = time.monotonic()
+        return outcome
+
+    def _reject(self, smtp: smtplib.SMTP, code: int, reply: bytes | str) -> Outcome:
+        text = f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+        if code == 421:  # the server is closing the channel
+            self.close()
+        else:
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self.close()
+        return Outcome("permanent" if code >= 500 else "transient", text)
+
+    def _send_smtp(self, smtp: smtplib.SMTP, message: EmailMultiAlternatives) -> Outcome:
+        """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery."""
+        encoding = message.encoding or settings.DEFAULT_CHARSET
+        sender = _envelope_address(getattr(message, "return_path", "") or message.from_email, encoding)
+        data = message.message().as_bytes(linesep="\r\n")
+        phase = "envelope"
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                return self._reject(smtp, code, reply)
+            for recipient in message.recipients():
+                code, reply = smtp.rcpt(_envelope_address(recipient, encoding))
+                if code not in (250, 251):
+                    outcome = self._reject(smtp, code, reply)
+                    return Outcome(outcome.kind, outcome.reply, recipient_refused=outcome.kind == "permanent")
+            phase = "data"
+            code, reply = smtp.data(data)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused: the message never went out
+            return self._reject(smtp, exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            return Outcome("unknown" if phase == "data" else "transient", f"{type(exc).__name__}: {exc}")
+        if code != 250:
+            return self._reject(smtp, code, reply)
+        return Outcome("sent", f"{code} {reply.decode(errors='replace')}")
+
+    def _send_other(self, message: EmailMultiAlternatives) -> Outcome:
+        """ESP (anymail) and file backends: an exception leaves the outcome unknown unless it says otherwise."""
+        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+        try:
+            self.backend.send_messages([message])
+        except AnymailRecipientsRefused as exc:
+            return Outcome("permanent", str(exc))
+        except AnymailAPIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status is not None and 400 <= status < 500 and status != 429:
+                return Outcome("permanent", f"{status} {exc}")
+            self.close()
+            return Outcome("transient" if status else "unknown", str(exc))
+        except Exception as exc:  # noqa: BLE001 - any backend error: retried under the attempt cap
+            self.close()
+            return Outcome("unknown", f"{type(exc).__name__}: {exc}")
+        return Outcome("sent")
+
+
+_mailer = Mailer()
+
+
+def close_connection() -> None:
+    _mailer.close()
+
+
+@cache
+def _bucket(name: str, rate: float) -> TokenBucket:
+    return TokenBucket(f"deliver:{name}", rate, capacity=max(1.0, rate))
+
+
+def throttle(email: str, timeout: float) -> float:
+    """Take a token from the global and the recipient domain's bucket (shared by all workers).
+
+    Returns 0 when sending may go ahead, else roughly how long to come back later.
+    """
+    limits = [("global", settings.NEWSDIGEST_SEND_RATE),
+              (f"domain:{email.rpartition('@')[2].lower()}", settings.NEWSDIGEST_SEND_RATE_PER_DOMAIN)]
+    deadline = time.monotonic() + timeout
+    for name, rate in limits:
+        if rate <= 0:
+            continue
+        while (wait := _bucket(name, rate).try_acquire()) > 0:
+            if time.monotonic() + wait > deadline:
+                return wait
+            time.sleep(wait)
+    return 0.0
+
+
+def backoff(attempts: int) -> float:
+    """Exponential with full jitter, capped below the broker's visibility timeout."""
+    ceiling = min(settings.NEWSDIGEST_DELIVERY_BACKOFF_MAX,
+                  settings.NEWSDIGEST_DELIVERY_BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class BatchResult:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("sent", "failed", "skipped", "requeued", "released"), 0))
+    retry_ids: list[int] = field(default_factory=list)
+    retry_in: float = 0.0
+
+
+def _record_failure(digest_id: int, reply: str) -> None:
+    Digest.objects.filter(pk=digest_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    limit = settings.NEWSDIGEST_DELIVERY_PAUSE_AFTER_ERRORS
+    failures = Digest.objects.filter(pk=digest_id).values_list("consecutive_failures", flat=True).first() or 0
+    if limit and failures >= limit and Digest.transition(
+            digest_id, from_status=Digest.Status.SENDING, to_status=Digest.Status.PAUSED,
+            pause_reason=f"auto-paused after {failures} consecutive errors; last: {reply}"[:2000]):
+        log.error("digest %s auto-paused after %s consecutive errors (last: %s)", digest_id, failures, reply)
+
+
+def _retry_or_fail(delivery: Delivery, claimer: str, outcome: Outcome, result: BatchResult) -> None:
+    """A 4xx or a broken connection: back to the queue with backoff, or failed at the attempt cap."""
+    unknown = outcome.kind == "unknown"
+    if delivery.attempts >= settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS:
+        finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, possible_duplicate=unknown or F(
+            "possible_duplicate"), last_error=f"gave up after {delivery.attempts} attempts: {outcome.reply}")
+        result.counts["failed"] += 1
+        return
+    delay = backoff(delivery.attempts)
+    # The retry message is published with this countdown; the sweeper re-nudges if it is lost.
+    lease = timezone.now() + timedelta(seconds=delay + settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
+    fields = {"claimed_by": "", "lease_until": lease, "last_error": outcome.reply}
+    if unknown:
+        log.warning("delivery %s: outcome unknown (%s); re-sent later as a possible duplicate",
+                    delivery.pk, outcome.reply)
+        fields["possible_duplicate"] = True
+    else:
+        fields["message_id"] = ""
+    if finish(delivery, claimer, Delivery.Status.QUEUED, **fields):
+        result.counts["requeued"] += 1
+        result.retry_ids.append(delivery.pk)
+        result.retry_in = max(result.retry_in, delay)
+
+
+def _mark_in_flight(chunk: list[tuple[Delivery, EmailMultiAlternatives]], claimer: str) -> set[int]:
+    """Write the Message-IDs of the next few messages in one durable commit, before any of them is
+    sent: a crash from here on flags these rows (at most NEWSDIGEST_DELIVERY_INFLIGHT_GROUP) for re-send
+    as possible duplicates. Returns the ids of the rows still ours."""
+    for delivery, message in chunk:
+        delivery.message_id = message.extra_headers["Message-ID"]
+    mine = Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
+    with transaction.atomic():
+        if _relaxed():
+            with db_connection.cursor() as cursor:  # durable whatever the session says (see _relaxed_commits)
+                cursor.execute("SET LOCAL synchronous_commit TO on")
+        updated = mine.bulk_update([d for d, _ in chunk], ["message_id"])
+    if updated == len(chunk):
+        return {d.pk for d, _ in chunk}
+    return set(mine.filter(pk__in=[d.pk for d, _ in chunk]).values_list("pk", flat=True))
+
+
+def _relaxed() -> bool:
+    return db_connection.vendor == "postgresql" and settings.NEWSDIGEST_DELIVERY_RELAXED_COMMIT
+
+
+@contextmanager
+def _relaxed_commits():
+    """PostgreSQL: while a batch is sent, its commits (the per-message `sent` marks above all) do not
+    wait for the WAL flush, which was a disk sync per message; the in-flight marks still do.
+
+    Nothing widens: a worker crash loses no commit (the server has it), and a database crash can
+    only lose the last fraction of a second of `sent` marks, whose rows carry their durable
+    Message-ID and are re-sent flagged as possible duplicates, as after any crash mid-send.
+    """
+    if not _relaxed():
+        yield
+        return
+    with db_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with db_connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
+def send_batch(delivery_ids: list[int]) -> BatchResult:
+    """Claim and send the claimable rows of one batch over this process's SMTP connection.
+
+    5xx fails the row for good with the server's reply; 4xx and broken connections send the
+    row back with backoff (`retry_ids`, `retry_in`); a digest paused or cancelled meanwhile
+    gets its unsent rows back within about a second.
+    """
+    claimer = worker_name()
+    rows = claim(delivery_ids, claimer)
+    if not rows:
+        return BatchResult()
+    with _relaxed_commits():
+        return _send_rows(rows, claimer)
+
+
+def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
+    result = BatchResult()
+    digest = Digest.objects.select_related("newsletter").get(pk=rows[0].digest_id)
+    rendered = render.ensure_rendered(digest)
+    rows = drop_unwanted(rows, digest, claimer, result.counts)
+    lease = settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS
+    group = max(1, settings.NEWSDIGEST_DELIVERY_INFLIGHT_GROUP)
+    next_status_check = renew_at = time.monotonic()
+    failed_since_reset = False
+    index = 0
+    while index < len(rows):
+        if time.monotonic() >= next_status_check:
+            next_status_check = time.monotonic() + 1.0
+            status = Digest.objects.filter(pk=digest.pk).values_list("status", flat=True).first()
+            if status != Digest.Status.SENDING:
+                result.counts["released"] += release(rows[index:], claimer, f"digest {status}")
+                break
+        if time.monotonic() >= renew_at:
+            renew_at = time.monotonic() + lease / 3
+            Delivery.objects.filter(pk__in=[d.pk for d in rows[index:]], claimed_by=claimer,
+                                    status=Delivery.Status.SENDING).update(
+                lease_until=timezone.now() + timedelta(seconds=lease))
+        chunk = []
+        for delivery in rows[index:index + group]:
+            delivery.digest = digest
+            chunk.append((delivery, build_message(digest, delivery.subscriber, rendered)))
+        ours = _mark_in_flight(chunk, claimer)
+        for offset, (delivery, message) in enumerate(chunk):
+            if delivery.pk not in ours:
+                log.warning("delivery %s: lease lost before sending; left to its new owner", delivery.pk)
+                continue
+            if wait := throttle(delivery.subscriber.email, timeout=min(5.0, lease / 3)):
+                result.counts["released"] += release(rows[index + offset:], claimer, "rate limited", retry_in=wait)
+                index = len(rows)
+                break
+            try:
+                outcome = _mailer.send(message)
+            except DeliveryTransientError as exc:
+                result.counts["released"] += release(rows[index + offset:], claimer, str(exc))
+                _record_failure(digest.pk, str(exc))
+                raise
+            if outcome.kind == "sent":
+                if not finish(delivery, claimer, Delivery.Status.SENT, sent_at=timezone.now(), lease_until=None,
+                               last_error=""):
+                    log.warning("delivery %s: sent after its lease was taken over; flagged", delivery.pk)
+                    Delivery.objects.filter(pk=delivery.pk).update(possible_duplicate=True)
+                result.counts["sent"] += 1
+                if failed_since_reset:
+                    Digest.objects.filter(pk=digest.pk).update(consecutive_failures=0)
+                    failed_since_reset = False
+                continue
+            failed_since_reset = True
+            _record_failure(digest.pk, outcome.reply)
+            if outcome.kind == "permanent":
+                finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, last_error=outcome.reply)
+                result.counts["failed"] += 1
+                if outcome.recipient_refused:
+                    bounces.record_refusal(delivery, outcome.reply)
+            else:
+                _retry_or_fail(delivery, claimer, outcome, result)
+        index += group
+    if result.counts["sent"]:
+        Digest.objects.filter(pk=digest.pk, consecutive_failures__gt=0).update(consecutive_failures=0)
+    finish_if_done(digest.pk)
+    return result
+
+
+def send_test(digest: Digest, email: str) -> None:
+    """An editor's preview copy: real rendering, no list headers, no Delivery row."""
+    rendered = render.ensure_rendered(digest)
+    probe = Subscriber(email=email, name="", format=Subscriber.Format.HTML, pk=0)
+    build_message(digest, probe, rendered, test=True).send()
