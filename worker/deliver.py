@@ -41,7 +41,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from . import bounces, render, schedule
+from . import bounces, jobs, render, schedule
 from .broker import BrokerUnavailable
 from .dkim import SignedEmailMessage
 from .models import Delivery, Digest, Subscriber, Subscription, transition
@@ -180,6 +180,23 @@ def forget_nudge(delivery_ids: list[int]) -> None:
     for start in range(0, len(delivery_ids), 500):  # SQLite's bound-parameter limit
         Delivery.objects.filter(pk__in=delivery_ids[start:start + 500], status=Delivery.Status.QUEUED).update(
             lease_until=None)
+
+
+def publish_batches(batches: list[list[int]]) -> int:
+    """One send_batch job per batch, published once the rows it names are committed."""
+    if batches:
+        transaction.on_commit(lambda: _publish(batches))
+    return sum(map(len, batches))
+
+
+def _publish(batches: list[list[int]]) -> None:
+    for index, batch in enumerate(batches):
+        try:
+            jobs.enqueue(jobs.Job.SEND_BATCH, batch)
+        except PUBLISH_ERRORS:
+            # This and the later batches go back to the sweeper at once, not after the nudge window.
+            forget_nudge([pk for rest in batches[index:] for pk in rest])
+            raise
 
 
 def fan_out(digest_id: int) -> list[list[int]]:

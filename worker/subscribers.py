@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from . import render
+from . import jobs, render
 from .models import Newsletter, Subscriber, Subscription, SuppressionEvent, transition
 from .ratelimit import TokenBucket
 
@@ -159,9 +159,8 @@ def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") 
         if subscription.status == Subscription.Status.UNSUBSCRIBED:
             # Asking again is a new opt-in; it takes effect only once confirmed.
             Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.PENDING)
-    from . import tasks
-
-    tasks.send_confirmation.delay(subscriber.pk, newsletter.pk)  # after the commit: the link must find the rows
+    # After the commit (outside the block above): the link must find the rows.
+    jobs.enqueue(jobs.Job.SEND_CONFIRMATION, subscriber.pk, newsletter.pk)
     return True
 
 

@@ -16,7 +16,7 @@ from datasketch.lsh import _optimal_param
 from django.conf import settings
 from django.db import connection, transaction
 
-from .models import Article, LshBucket, Story
+from ..models import Article, LshBucket, Story
 
 NUM_PERM = 128
 # Stored signatures are only comparable under one hashing scheme: pinned, not left to datasketch's default.
