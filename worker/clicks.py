@@ -42,6 +42,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
 
+from .broker import redis_client
 from .models import ClickCount, Delivery, Digest, DigestItem, PendingClick, ReaderClick, Subscriber
 
 log = logging.getLogger("newsdigest.clicks")
@@ -131,8 +132,7 @@ def _redis_client() -> redis.Redis:
     """One client (and connection pool) per process, remade if the settings name another server."""
     global _redis
     if _redis is None or _redis[0] != settings.REDIS_URL:
-        _redis = (settings.REDIS_URL, redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5,
-                                                           socket_timeout=0.5))
+        _redis = (settings.REDIS_URL, redis_client(settings.REDIS_URL, timeout=0.5))
     return _redis[1]
 
 

@@ -42,7 +42,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from . import bounces, jobs, render, schedule
-from .broker import BrokerUnavailable
+from .broker import BrokerUnavailable, broker_setting
 from .dkim import SignedEmailMessage
 from .models import Delivery, Digest, Subscriber, Subscription, transition
 from .ratelimit import TokenBucket
@@ -169,7 +169,7 @@ def start_or_stay_approved(digest_id: int, publish: Callable[[int], object]) -> 
                             send_started_at=None)
         if undone:
             raise SendRefused(f"digest {digest_id} not started, still approved: the broker did not take the "
-                              f"task ({_one_line(str(exc))[:200]}); check REDIS_URL / CELERY_BROKER_URL") from None
+                              f"task ({_one_line(str(exc))[:200]}); check {broker_setting()}") from None
         log.warning("digest %s: publishing its start failed after the fan-out began; the sweeper continues it",
                     digest_id)
 

@@ -19,14 +19,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from . import bounces, clicks
+from .broker import is_redis, redis_client
 from .models import Article, Delivery, Digest, Subscriber, Summary, SuppressionEvent
 from .redact import redact_text, redact_url
 
 PROBE_TIMEOUT = 2.0
-
-
-def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT)
 
 
 def _probe(check) -> dict:
@@ -47,8 +44,8 @@ def _database() -> None:
 
 def _broker() -> None:
     url = settings.CELERY_BROKER_URL
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        _redis_client(url).ping()
+    if is_redis(url):
+        redis_client(url, PROBE_TIMEOUT).ping()
         return
     from .celery_app import app
 
@@ -60,7 +57,7 @@ def checks() -> dict[str, dict]:
     """Each dependency: ok, required, and the error when it is not ok."""
     results = {"database": {**_probe(_database), "required": True}}
     if settings.REDIS_URL:
-        results["redis"] = {**_probe(lambda: _redis_client(settings.REDIS_URL).ping()), "required": True,
+        results["redis"] = {**_probe(lambda: redis_client(settings.REDIS_URL, PROBE_TIMEOUT).ping()), "required": True,
                             "url": redact_url(settings.REDIS_URL)}
     else:
         results["redis"] = {"ok": None, "required": False, "detail": "not configured (embedded default)"}
@@ -110,10 +107,10 @@ def _by(queryset, field: str, choices: list[str] | None = None) -> list[tuple[di
 def queue_depth() -> int | None:
     """Messages waiting in the Celery queue (Redis LLEN); None without a Redis broker."""
     url = settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://", "unix://")):
+    if settings.CELERY_TASK_ALWAYS_EAGER or not is_redis(url):
         return None
     try:
-        return int(_redis_client(url).llen(settings.NEWSDIGEST_CELERY_QUEUE))
+        return int(redis_client(url, PROBE_TIMEOUT).llen(settings.NEWSDIGEST_CELERY_QUEUE))
     except redis.RedisError:
         return None
 
