@@ -77,6 +77,14 @@ def test_the_threshold_is_configurable(settings):
     assert not Story.objects.exists()
 
 
+# The shapes datasketch's private _optimal_param(threshold, 128, 0.1, 0.9) gave before lsh_shape used
+# MinHashLSH's public b and r: stored LshBucket rows are only comparable under the same shape.
+@pytest.mark.parametrize(("threshold", "shape"), [
+    (0.5, (32, 4)), (0.6, (25, 5)), (0.7, (20, 6)), (0.8, (14, 9)), (0.85, (11, 11)), (0.9, (8, 16))])
+def test_the_lsh_shape_is_the_one_the_stored_buckets_were_made_with(threshold, shape):
+    assert dedup.lsh_shape(threshold) == shape
+
+
 @pytest.mark.django_db
 def test_the_index_is_persisted_per_article():
     article = articles.ingest_article(title="One", text=article_text(7)).article
