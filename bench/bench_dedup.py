@@ -54,7 +54,7 @@ def grow(corpus: list[str], target: int, rng: random.Random) -> float:
     """Bulk-add synthetic articles (with their real signatures and buckets) up to `target`."""
     from django.conf import settings
 
-    from worker import dedup, ingest
+    from worker.ingest import articles, dedup
     from worker.models import Article, LshBucket
 
     threshold = settings.NEWSDIGEST_NEAR_DUP_THRESHOLD
@@ -67,7 +67,7 @@ def grow(corpus: list[str], target: int, rng: random.Random) -> float:
             batch.append(text)
         signatures = [dedup.minhash_of(t).hashvalues.astype("uint64") for t in batch]
         articles = Article.objects.bulk_create([
-            Article(title=f"a{len(corpus) - len(batch) + i}", text=t, content_hash=ingest.content_hash(t),
+            Article(title=f"a{len(corpus) - len(batch) + i}", text=t, content_hash=articles.content_hash(t),
                     minhash=s.tobytes()) for i, (t, s) in enumerate(zip(batch, signatures, strict=True))])
         LshBucket.objects.bulk_create(
             [LshBucket(article=a, band=b, bucket=h) for a, s in zip(articles, signatures, strict=True)
@@ -79,7 +79,7 @@ def probe(corpus: list[str], count: int, rng: random.Random, tag: str) -> tuple[
     """Real-path indexing of `count` new articles; returns (ms per article, clustered, peak traced bytes)."""
     from django.db import transaction
 
-    from worker import dedup, ingest
+    from worker.ingest import articles, dedup
     from worker.models import Article
 
     texts = [near_copy(rng.choice(corpus), rng) if i % 5 == 0 else synthetic_text(rng) for i in range(count)]
@@ -88,7 +88,7 @@ def probe(corpus: list[str], count: int, rng: random.Random, tag: str) -> tuple[
     started = time.perf_counter()
     for i, text in enumerate(texts):
         with transaction.atomic():
-            article = Article.objects.create(title=f"{tag}-{i}", text=text, content_hash=ingest.content_hash(text))
+            article = Article.objects.create(title=f"{tag}-{i}", text=text, content_hash=articles.content_hash(text))
             clustered += dedup.index_article(article) is not None
     elapsed = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
@@ -107,7 +107,7 @@ def main() -> None:
         setup_django(db)
         from django.conf import settings
 
-        from worker import dedup
+        from worker.ingest import dedup
 
         bands, rows = dedup.lsh_shape(settings.NEWSDIGEST_NEAR_DUP_THRESHOLD)
         print(f"near-dup threshold {settings.NEWSDIGEST_NEAR_DUP_THRESHOLD}, {dedup.NUM_PERM} permutations, "

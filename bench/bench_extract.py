@@ -4,7 +4,7 @@ metric (4-gram shingle precision/recall, normalised per page, F1 of the means).
 
 Three extractors on the same pages in the same run: plain trafilatura (trafilatura.extract, default
 settings), readability-lxml (Document.summary as text), and Newsdigest's page path
-(worker.ingest.extract_html: trafilatura, then readability when trafilatura's text is short or a notice).
+(worker.ingest.articles.extract_html: trafilatura, then readability when trafilatura's text is short or a notice).
 Page classes are the ground-truth body length: short (< 2,000 characters), medium, long (> 6,000).
 
     .venv/bin/python bench/bench_extract.py [--corpus DIR] [--limit N] [--worst 5]
@@ -89,8 +89,8 @@ def main() -> None:
     import trafilatura
     from readability import Document
 
-    from worker.cleaning import html_to_text
-    from worker.ingest import extract_html
+    from worker.ingest.articles import extract_html
+    from worker.ingest.cleaning import html_to_text
 
     extractors = {
         "trafilatura": lambda html: trafilatura.extract(html) or "",

@@ -2,7 +2,7 @@
 
 Each run gets a fresh SQLite file DB (migrated once); the work is split over 1 or 2 worker
 processes (multiprocessing, spawn), each calling the real stage functions: feeds.parse_feed +
-feeds.ingest_entry for feed files, ingest.ingest_url (safe fetch, trafilatura, cleaning, dedup,
+feeds.ingest_entry for feed files, articles.ingest_url (safe fetch, trafilatura, cleaning, dedup,
 MinHash/LSH) for pages. Summaries are not queued: this measures ingestion only.
 
     .venv/bin/python bench/bench_ingest.py [--feeds 20 --entries 25 --pages 300]
@@ -93,7 +93,7 @@ def work(db_path: str, kind: str, targets: list[str]) -> tuple[int, float, float
     setup_django(Path(db_path))
     from django.db import transaction
 
-    from worker import feeds, ingest
+    from worker.ingest import articles, feeds
     from worker.models import Source
 
     source = Source.objects.get(name="bench")
@@ -106,7 +106,7 @@ def work(db_path: str, kind: str, targets: list[str]) -> tuple[int, float, float
                     stored += feeds.ingest_entry(entry, source).created
         else:
             with transaction.atomic():
-                stored += ingest.ingest_url(target, source).created
+                stored += articles.ingest_url(target, source).created
     return stored, started, time.time()
 
 

@@ -6,8 +6,8 @@ import yaml
 from django.core.management import call_command, get_commands
 
 from tests import support
-from worker import ingest
 from worker.broker import CELERY_DEFAULTS
+from worker.ingest import articles
 
 SUMMARY_KEYS = {"article_id", "title", "headline", "summary", "why_it_matters", "key_actors", "topics", "flags",
                 "engine", "model", "prompt_version", "tokens"}
@@ -56,7 +56,7 @@ def test_worker_without_redis_exits_with_one_clear_line(tmp_path, redis_url):
 
 @pytest.mark.django_db
 def test_summarize_json_has_the_fixed_shape(capsys):
-    article = ingest.ingest_article(
+    article = articles.ingest_article(
         title="Council backs bridge repair",
         text="The Riverton City Council voted on Tuesday to repair the Harbour Bridge. Mayor Elena Vasquez "
              "welcomed the vote. Public Works director Samuel Okafor said work starts in March.",

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core import signing
 
 from tests.support import make_digest
-from worker import clicks, render
+from worker import clicks, render, tokens
 from worker.models import ClickCount, Digest, PendingClick, ReaderClick, Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -100,12 +100,12 @@ def test_a_tampered_link_gets_a_400_page_not_a_redirect(client, damage):
 
 def test_a_link_signed_for_another_purpose_is_refused(client):
     # A validly signed value from elsewhere in the app (an unsubscribe token) is no click token.
-    token = signing.Signer(salt=render.UNSUBSCRIBE_SALT).sign_object([1, "https://evil.example.net/"])
+    token = signing.Signer(salt=tokens.Purpose.UNSUBSCRIBE).sign_object([1, "https://evil.example.net/"])
     assert client.get(f"/r/{token}").status_code == 400
 
 
 def test_a_signed_non_http_target_is_refused(client):
-    token = clicks._signer.sign_object([1, "javascript:alert(1)"], compress=True)
+    token = tokens.sign_object(tokens.Purpose.CLICK, [1, "javascript:alert(1)"])
     assert client.get(f"/r/{token}").status_code == 400
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import dedup, ingest
+from worker.ingest import articles, dedup
 from worker.models import Article, LshBucket, Story
 
 WORDS = [f"term{i}" for i in range(3000)]
@@ -39,32 +39,32 @@ def test_canonical_url_drops_tracking_fragment_and_case(url, canonical):
 
 @pytest.mark.django_db
 def test_tracking_variants_of_one_url_are_one_article():
-    first = ingest.ingest_article(title="A", text=article_text(1), url="https://ex.com/s?utm_campaign=x")
-    again = ingest.ingest_article(title="A", text=article_text(1), url="https://EX.com/s?fbclid=1#top")
+    first = articles.ingest_article(title="A", text=article_text(1), url="https://ex.com/s?utm_campaign=x")
+    again = articles.ingest_article(title="A", text=article_text(1), url="https://EX.com/s?fbclid=1#top")
     assert (again.created, again.article.pk) == (False, first.article.pk)
 
 
 @pytest.mark.django_db
 def test_text_differing_only_in_case_and_spacing_is_an_exact_duplicate():
-    first = ingest.ingest_article(title="A", text=article_text(2))
-    again = ingest.ingest_article(title="A", text="  " + article_text(2).upper().replace(" ", "   "))
+    first = articles.ingest_article(title="A", text=article_text(2))
+    again = articles.ingest_article(title="A", text="  " + article_text(2).upper().replace(" ", "   "))
     assert (again.created, again.article.pk) == (False, first.article.pk)
 
 
 @pytest.mark.django_db
 def test_near_duplicates_join_one_story_created_with_the_second_member():
-    original = ingest.ingest_article(title="Wire", text=article_text(3), url="https://a.example/1").article
+    original = articles.ingest_article(title="Wire", text=article_text(3), url="https://a.example/1").article
     assert Article.objects.get(pk=original.pk).story_id is None
-    copy = ingest.ingest_article(title="Desk", text=reworded(article_text(3), 1, 0.03), url="https://b.example/2")
-    third = ingest.ingest_article(title="Web", text=reworded(article_text(3), 2, 0.03), url="https://c.example/3")
+    copy = articles.ingest_article(title="Desk", text=reworded(article_text(3), 1, 0.03), url="https://b.example/2")
+    third = articles.ingest_article(title="Web", text=reworded(article_text(3), 2, 0.03), url="https://c.example/3")
     story = Story.objects.get()
     assert set(story.articles.values_list("pk", flat=True)) == {original.pk, copy.article.pk, third.article.pk}
 
 
 @pytest.mark.django_db
 def test_different_stories_stay_apart():
-    ingest.ingest_article(title="One", text=article_text(4))
-    ingest.ingest_article(title="Two", text=article_text(5))
+    articles.ingest_article(title="One", text=article_text(4))
+    articles.ingest_article(title="Two", text=article_text(5))
     assert not Story.objects.exists()
     assert not Article.objects.filter(story__isnull=False).exists()
 
@@ -72,14 +72,22 @@ def test_different_stories_stay_apart():
 @pytest.mark.django_db
 def test_the_threshold_is_configurable(settings):
     settings.NEWSDIGEST_NEAR_DUP_THRESHOLD = 0.95
-    ingest.ingest_article(title="One", text=article_text(6))
-    ingest.ingest_article(title="Two", text=reworded(article_text(6), 3, 0.1))
+    articles.ingest_article(title="One", text=article_text(6))
+    articles.ingest_article(title="Two", text=reworded(article_text(6), 3, 0.1))
     assert not Story.objects.exists()
+
+
+# The shapes datasketch's private _optimal_param(threshold, 128, 0.1, 0.9) gave before lsh_shape used
+# MinHashLSH's public b and r: stored LshBucket rows are only comparable under the same shape.
+@pytest.mark.parametrize(("threshold", "shape"), [
+    (0.5, (32, 4)), (0.6, (25, 5)), (0.7, (20, 6)), (0.8, (14, 9)), (0.85, (11, 11)), (0.9, (8, 16))])
+def test_the_lsh_shape_is_the_one_the_stored_buckets_were_made_with(threshold, shape):
+    assert dedup.lsh_shape(threshold) == shape
 
 
 @pytest.mark.django_db
 def test_the_index_is_persisted_per_article():
-    article = ingest.ingest_article(title="One", text=article_text(7)).article
+    article = articles.ingest_article(title="One", text=article_text(7)).article
     bands, _ = dedup.lsh_shape(0.7)
     assert LshBucket.objects.filter(article=article).count() == bands
     assert len(bytes(Article.objects.get(pk=article.pk).minhash)) == dedup.NUM_PERM * 8
@@ -88,17 +96,17 @@ def test_the_index_is_persisted_per_article():
 @pytest.mark.django_db
 def test_candidates_come_from_shared_buckets_not_a_scan():
     """An article whose buckets were removed is invisible to the index, so no all-pairs comparison happens."""
-    hidden = ingest.ingest_article(title="Hidden", text=article_text(8)).article
+    hidden = articles.ingest_article(title="Hidden", text=article_text(8)).article
     LshBucket.objects.filter(article=hidden).delete()
-    ingest.ingest_article(title="Copy", text=reworded(article_text(8), 4, 0.03))
+    articles.ingest_article(title="Copy", text=reworded(article_text(8), 4, 0.03))
     assert not Story.objects.exists()
 
 
 @pytest.mark.django_db
 def test_an_update_recomputes_the_signature_and_buckets():
-    first = ingest.ingest_article(title="One", text=article_text(9), url="https://ex.com/one").article
+    first = articles.ingest_article(title="One", text=article_text(9), url="https://ex.com/one").article
     old = set(LshBucket.objects.filter(article=first).values_list("bucket", flat=True))
-    ingest.ingest_article(title="One", text=article_text(10), url="https://ex.com/one")
+    articles.ingest_article(title="One", text=article_text(10), url="https://ex.com/one")
     new = set(LshBucket.objects.filter(article=first).values_list("bucket", flat=True))
     assert new and not old & new
 
@@ -112,10 +120,10 @@ def test_similarity_estimate_tracks_the_real_overlap():
 
 @pytest.mark.django_db
 def test_the_demo_wire_rewrite_joins_the_original_story():
-    demo = Path(ingest.__file__).parent / "demo_data"
-    (original,) = ingest.ingest_file(demo / "02-vaccine-trial.txt")
-    (rewrite,) = ingest.ingest_file(demo / "03-vaccine-trial-wire.txt")
-    (other,) = ingest.ingest_file(demo / "04-port-strike.txt")
+    demo = Path(articles.__file__).parents[1] / "demo_data"
+    (original,) = articles.ingest_file(demo / "02-vaccine-trial.txt")
+    (rewrite,) = articles.ingest_file(demo / "03-vaccine-trial-wire.txt")
+    (other,) = articles.ingest_file(demo / "04-port-strike.txt")
     original.article.refresh_from_db()
     assert original.article.story_id is not None
     assert rewrite.article.story_id == original.article.story_id

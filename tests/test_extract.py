@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trafilatura
 
-from worker import ingest
+from worker.ingest import articles
 
 CORPUS = Path(__file__).resolve().parents[1] / "bench" / "data" / "extraction"
 TRUTH = json.loads((CORPUS / "ground-truth.json").read_text())
@@ -22,8 +22,8 @@ def page(prefix: str) -> tuple[str, str]:
 
 def recall(truth: str, text: str) -> float:
     """Share of the true body's 4-word shingles found in `text`."""
-    wanted = ingest._shingles(truth)
-    return len(wanted & ingest._shingles(text)) / len(wanted)
+    wanted = articles._shingles(truth)
+    return len(wanted & articles._shingles(text)) / len(wanted)
 
 
 @pytest.mark.parametrize("prefix", ["f8ff621a", "d48aeb9c", "2f42ef1d"],
@@ -31,12 +31,12 @@ def recall(truth: str, text: str) -> float:
 def test_a_page_trafilatura_loses_is_read_by_the_second_extractor(prefix):
     html, truth = page(prefix)
     assert recall(truth, trafilatura.extract(html, favor_precision=True) or "") < 0.7
-    assert recall(truth, ingest.extract_html(html)["text"]) > 0.95
+    assert recall(truth, articles.extract_html(html)["text"]) > 0.95
 
 
 def test_a_page_trafilatura_reads_well_keeps_its_text():
     html, truth = page("042bb7b5")
-    text = ingest.extract_html(html)["text"]
+    text = articles.extract_html(html)["text"]
     assert text == (trafilatura.bare_extraction(html, with_metadata=True, favor_precision=True).text
                     .replace("\n", "\n\n"))
     assert recall(truth, text) > 0.95

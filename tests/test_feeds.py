@@ -11,7 +11,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from tests import support
-from worker import feeds, tasks
+from worker import tasks
+from worker.ingest import feeds
 from worker.models import Article, IngestRejection, Newsletter, Source
 
 PARA = ("Engineers at the Riverton port said on Wednesday that the new cranes had doubled the number of containers "

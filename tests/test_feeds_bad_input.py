@@ -9,7 +9,7 @@ import pytest
 
 from tests import support
 from tests.test_feeds import XML, rss2, text
-from worker import feeds, fetch, ingest
+from worker.ingest import articles, feeds, fetch
 from worker.models import Article, IngestRejection, Source
 
 
@@ -191,8 +191,8 @@ def test_private_and_special_addresses_are_refused_without_an_allow_list(url):
 
 @pytest.mark.django_db
 def test_ingest_url_refuses_a_non_http_scheme():
-    with pytest.raises(ingest.IngestError, match="only http and https"):
-        ingest.ingest_url("file:///etc/passwd")
+    with pytest.raises(articles.IngestError, match="only http and https"):
+        articles.ingest_url("file:///etc/passwd")
 
 
 @pytest.mark.django_db
@@ -200,5 +200,5 @@ def test_an_allowed_cidr_lets_the_local_server_through(settings):
     settings.NEWSDIGEST_FETCH_ALLOW = ["127.0.0.0/8"]
     page = f"<html><body><article><p>{text('cidr')}</p></article></body></html>".encode()
     with support.http_server({"/a": (200, {"Content-Type": "text/html; charset=utf-8"}, page)}) as (base, _):
-        result = ingest.ingest_url(f"{base}/a?utm_source=x#frag")
+        result = articles.ingest_url(f"{base}/a?utm_source=x#frag")
     assert result.created and result.article.canonical_url == f"{base}/a"

@@ -8,7 +8,7 @@ import pytest
 
 from tests import support
 from tests.test_feeds import rss2, text
-from worker import feeds
+from worker.ingest import feeds
 from worker.models import Article, IngestRejection, Source
 
 DATA = Path(__file__).parent / "data" / "feeds"

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from tests import support
 from tests.test_feeds import XML, rss2, text
-from worker import feeds, ingest
+from worker.ingest import articles, feeds
 from worker.models import Article, IngestRejection, Source
 
 
@@ -95,15 +95,15 @@ def test_control_characters_in_a_feed_entry_are_stripped_or_refused(allow_local)
 
 @pytest.mark.django_db
 def test_a_nul_in_an_api_record_url_is_refused_and_recorded():
-    with pytest.raises(ingest.IngestError, match="url contains control characters"):
-        ingest.ingest_record({"title": "T", "text": text("api"), "url": "https://port.example/\x00"})
-    rejection = ingest.record_rejection(None, "https://port.example/\x00", "reason with \x00")
+    with pytest.raises(articles.IngestError, match="url contains control characters"):
+        articles.ingest_record({"title": "T", "text": text("api"), "url": "https://port.example/\x00"})
+    rejection = articles.record_rejection(None, "https://port.example/\x00", "reason with \x00")
     assert (rejection.target, rejection.reason) == ("https://port.example/\\x00", "reason with \\x00")
 
 
 @pytest.mark.django_db
 def test_a_nul_in_a_guid_or_author_of_a_record_is_stripped():
-    result = ingest.ingest_record({"title": "T\x00", "text": text("g"), "guid": "g\x00", "author": "A\x00nn"})
+    result = articles.ingest_record({"title": "T\x00", "text": text("g"), "guid": "g\x00", "author": "A\x00nn"})
     assert (result.article.title, result.article.guid, result.article.author) == ("T", "g", "Ann")
 
 

@@ -9,7 +9,7 @@ import time_machine
 from django.core.management import call_command
 
 from tests.support import SHARED_SAMPLES
-from worker import cleaning, ingest
+from worker.ingest import articles, cleaning
 from worker.models import Article, IngestRejection, Source, Summary
 
 DATA = __import__("pathlib").Path(__file__).parent / "data" / "ingest"
@@ -26,7 +26,7 @@ def test_it_strips_the_footer_cruft_of_the_panjshir_sample(tmp_path):
     sample = SHARED_SAMPLES / "panjshir-article.txt"
     if not sample.exists():
         pytest.skip("shared sample panjshir-article.txt is absent")
-    (result,) = ingest.ingest_file(sample)
+    (result,) = articles.ingest_file(sample)
     text = result.article.text
     assert "Content Protection by" not in text
     assert "Back to top" not in text
@@ -52,7 +52,7 @@ def test_normalise_text_applies_nfc_straight_quotes_and_paragraphs():
 
 @pytest.mark.django_db
 def test_it_ingests_an_html_page_with_metadata_and_without_scripts():
-    (result,) = ingest.ingest_file(DATA / "article.html")
+    (result,) = articles.ingest_file(DATA / "article.html")
     article = result.article
     assert article.title == "Riverton approves harbour bridge"
     assert article.author == "Jane Doe"
@@ -66,7 +66,7 @@ def test_it_ingests_an_html_page_with_metadata_and_without_scripts():
 
 @pytest.mark.django_db
 def test_it_ingests_a_forwarded_newsletter_email_from_its_html_part():
-    (result,) = ingest.ingest_file(DATA / "newsletter.eml")
+    (result,) = articles.ingest_file(DATA / "newsletter.eml")
     article = result.article
     assert article.title == "Battery storage site planned in Portugal"
     assert article.author == "Energy Desk"
@@ -79,7 +79,7 @@ def test_it_ingests_a_forwarded_newsletter_email_from_its_html_part():
 def test_markdown_title_comes_from_the_first_heading(tmp_path):
     path = tmp_path / "note.md"
     path.write_text(f"\n# Budget passes\n\n{body()}")
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert (result.article.title, result.created) == ("Budget passes", True)
 
 
@@ -87,30 +87,30 @@ def test_markdown_title_comes_from_the_first_heading(tmp_path):
 def test_reingesting_the_same_file_is_a_no_op(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text(f"Budget passes\n\n{body()}")
-    first, again = ingest.ingest_file(path)[0], ingest.ingest_file(path)[0]
+    first, again = articles.ingest_file(path)[0], articles.ingest_file(path)[0]
     assert (first.created, again.created, again.updated) == (True, False, False)
     assert Article.objects.count() == 1
 
 
 @pytest.mark.django_db
 def test_same_url_with_new_text_updates_in_place_and_resets_status():
-    first = ingest.ingest_article(title="Budget", text=body(), url="https://ex.com/budget?utm_source=x")
+    first = articles.ingest_article(title="Budget", text=body(), url="https://ex.com/budget?utm_source=x")
     Article.objects.filter(pk=first.article.pk).update(status=Article.Status.SUMMARIZED)
-    changed = ingest.ingest_article(title="Budget (updated)", text=body(5), url="https://EX.com/budget#top")
+    changed = articles.ingest_article(title="Budget (updated)", text=body(5), url="https://EX.com/budget#top")
     article = Article.objects.get()
     assert (changed.created, changed.updated, changed.article.pk) == (False, True, first.article.pk)
     assert article.status == Article.Status.NEW
-    assert article.content_hash == ingest.content_hash(article.text) != first.article.content_hash
+    assert article.content_hash == articles.content_hash(article.text) != first.article.content_hash
     assert article.title == "Budget (updated)"
     assert article.lsh_buckets.count() > 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_changed_article_is_summarized_again():
-    first = ingest.ingest_article(title="Budget", text=body(), url="https://ex.com/budget")
-    ingest.queue_summary(first)
-    changed = ingest.ingest_article(title="Budget", text=body(6), url="https://ex.com/budget")
-    ingest.queue_summary(changed)
+    first = articles.ingest_article(title="Budget", text=body(), url="https://ex.com/budget")
+    articles.queue_summary(first)
+    changed = articles.ingest_article(title="Budget", text=body(6), url="https://ex.com/budget")
+    articles.queue_summary(changed)
     article = Article.objects.get()
     assert article.status == Article.Status.SUMMARIZED
     assert set(Summary.objects.values_list("content_hash", flat=True)) == {first.article.content_hash,
@@ -119,8 +119,8 @@ def test_a_changed_article_is_summarized_again():
 
 @pytest.mark.django_db
 def test_same_text_under_another_url_is_a_duplicate():
-    first = ingest.ingest_article(title="A", text=body(), url="https://a.example/x")
-    second = ingest.ingest_article(title="B", text=body(), url="https://b.example/y")
+    first = articles.ingest_article(title="A", text=body(), url="https://a.example/x")
+    second = articles.ingest_article(title="B", text=body(), url="https://b.example/y")
     assert (second.created, second.article.pk) == (False, first.article.pk)
 
 
@@ -129,7 +129,7 @@ def test_json_list_keeps_good_records_and_records_the_bad_one(tmp_path):
     path = tmp_path / "batch.json"
     path.write_text(json.dumps([{"title": "One", "text": body(seed="one")}, {"title": 5, "text": "x"},
                                 {"title": "Three", "text": body(seed="three")}]))
-    results = ingest.ingest_file(path)
+    results = articles.ingest_file(path)
     assert [r.article.title for r in results] == ["One", "Three"]
     rejection = IngestRejection.objects.get()
     assert rejection.target.endswith("batch.json[1]") and "title must be a string" in rejection.reason
@@ -160,5 +160,5 @@ def test_cli_accepts_a_glob(tmp_path, monkeypatch):
 @time_machine.travel(datetime(2026, 11, 26, 12, 0, tzinfo=UTC), tick=False)
 @pytest.mark.django_db
 def test_a_future_date_is_clamped_to_now():
-    result = ingest.ingest_article(title="T", text=body(), published_at="2030-01-01T00:00:00Z")
+    result = articles.ingest_article(title="T", text=body(), published_at="2030-01-01T00:00:00Z")
     assert result.article.published_at == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from worker import ingest
+from worker.ingest import articles
 from worker.models import Article, IngestRejection
 
 PARA = ("Officials in the northern province said on Monday that the new dam would be finished by next spring, "
@@ -42,8 +42,8 @@ REFUSED_FILES = [
 def test_bad_file_is_refused_with_a_clear_error(tmp_path, name, data, error):
     path = tmp_path / name
     path.write_bytes(data)
-    with pytest.raises(ingest.IngestError, match=error):
-        ingest.ingest_file(path)
+    with pytest.raises(articles.IngestError, match=error):
+        articles.ingest_file(path)
     assert not Article.objects.exists()
 
 
@@ -52,15 +52,15 @@ def test_a_5_mb_article_is_refused_as_over_the_limit(tmp_path):
     path = tmp_path / "huge.txt"
     path.write_text("Huge\n\n" + ("word " * 200 + "\n\n") * 5200)
     assert path.stat().st_size > 5_000_000
-    with pytest.raises(ingest.IngestError, match=r"over the limit of 1000000"):
-        ingest.ingest_file(path)
+    with pytest.raises(articles.IngestError, match=r"over the limit of 1000000"):
+        articles.ingest_file(path)
 
 
 @pytest.mark.django_db
 def test_a_huge_single_line_is_kept_as_one_paragraph(tmp_path):
     path = tmp_path / "line.txt"
     path.write_text("Long line\n" + " ".join(f"token{i}" for i in range(60_000)))
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert "\n" not in result.article.text and result.article.text.endswith("token59999")
 
 
@@ -68,7 +68,7 @@ def test_a_huge_single_line_is_kept_as_one_paragraph(tmp_path):
 def test_cp1252_bytes_without_a_declared_charset_are_decoded(tmp_path):
     path = tmp_path / "latin.txt"
     path.write_bytes(("Caf\u00e9 opens\n\n" + TEXT + " Cr\u00e8me br\u00fbl\u00e9e \u20ac5.").encode("cp1252"))
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert result.article.title == "Caf\u00e9 opens"
     assert result.article.text.endswith("Cr\u00e8me br\u00fbl\u00e9e \u20ac5.")
 
@@ -79,7 +79,7 @@ def test_a_wrongly_declared_charset_loses_to_the_bytes(tmp_path):
             f"Na\u00efve r\u00e9sum\u00e9.</p><p>{PARA}</p></article></body></html>")
     path = tmp_path / "wrong.html"
     path.write_bytes(page.encode("cp1252"))
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert "Na\u00efve r\u00e9sum\u00e9." in result.article.text
 
 
@@ -87,7 +87,7 @@ def test_a_wrongly_declared_charset_loses_to_the_bytes(tmp_path):
 def test_undecodable_bytes_are_replaced_not_fatal(tmp_path):
     path = tmp_path / "mixed.txt"
     path.write_bytes(b"Mixed bytes\n\n" + TEXT.encode() + b" tail \x81\x8d\x8f\x90\x9d\xff end")
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert result.article.text.endswith("end")
     assert "\ufffd" in result.article.text
 
@@ -96,13 +96,13 @@ def test_undecodable_bytes_are_replaced_not_fatal(tmp_path):
 def test_a_utf16_file_with_bom_is_read(tmp_path):
     path = tmp_path / "wide.txt"
     path.write_bytes(("Wide title\n\n" + TEXT).encode("utf-16"))
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     assert result.article.title == "Wide title"
 
 
 @pytest.mark.django_db
 def test_missing_title_comes_from_the_first_sentence():
-    result = ingest.ingest_record({"title": "", "text": TEXT})
+    result = articles.ingest_record({"title": "", "text": TEXT})
     assert result.article.title == ("Officials in the northern province said on Monday that the new dam would be "
                                     "finished by next spring")
 
@@ -111,6 +111,6 @@ def test_missing_title_comes_from_the_first_sentence():
 def test_a_bad_record_of_a_list_is_recorded_and_its_siblings_kept(tmp_path):
     path = tmp_path / "list.json"
     path.write_text(json.dumps([{"title": "Good", "text": TEXT}, ["not", "an", "object"]]))
-    results = ingest.ingest_file(path)
+    results = articles.ingest_file(path)
     assert [r.article.title for r in results] == ["Good"]
     assert IngestRejection.objects.get().reason == "each JSON article must be an object"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import SHARED_SAMPLES
-from worker import cleaning, ingest
+from worker.ingest import articles, cleaning
 
 # Wire copy as agencies file it: dateline, one long lead sentence, no headline line.
 WIRE_LEAD = ("KABUL, Sept 6 (Reuters) - Taliban forces said on Monday they had taken control of the Panjshir "
@@ -22,7 +22,7 @@ WIRE_MORE = ("Thousands of Taliban fighters overran eight districts of Panjshir 
 def ingest_text(tmp_path, content: str, name: str = "story.txt"):
     path = tmp_path / name
     path.write_text(content)
-    (result,) = ingest.ingest_file(path)
+    (result,) = articles.ingest_file(path)
     return result.article
 
 
@@ -67,14 +67,14 @@ def test_a_section_label_before_the_headline_is_dropped(tmp_path):
 def test_a_long_first_sentence_is_cut_at_a_clause_boundary():
     sentence = ("Thousands of Taliban fighters overran eight districts of Panjshir overnight on Sunday, according "
                 "to witnesses in the valley who spoke on condition of anonymity to reporters.")
-    assert ingest.headline(sentence) == ("Thousands of Taliban fighters overran eight districts of Panjshir "
+    assert articles.headline(sentence) == ("Thousands of Taliban fighters overran eight districts of Panjshir "
                                          "overnight on Sunday")
 
 
 def test_a_long_first_sentence_without_a_clause_boundary_is_cut_at_a_word():
     sentence = ("Thousands of Taliban fighters overran eight districts of Panjshir overnight on Sunday according "
                 "to witnesses in the valley who spoke on condition of anonymity to reporters.")
-    assert ingest.headline(sentence) == ("Thousands of Taliban fighters overran eight districts of Panjshir "
+    assert articles.headline(sentence) == ("Thousands of Taliban fighters overran eight districts of Panjshir "
                                          "overnight on Sunday according to…")
 
 
@@ -100,7 +100,7 @@ def test_the_panjshir_sample_keeps_its_headline_and_first_paragraph():
     sample = SHARED_SAMPLES / "panjshir-article.txt"
     if not sample.exists():
         pytest.skip("shared sample panjshir-article.txt is absent")
-    (result,) = ingest.ingest_file(sample)
+    (result,) = articles.ingest_file(sample)
     assert result.article.title == "The World's Alliance against Taliban"
     assert result.article.text.startswith("After the Taliban's lightning offensive and the fall of the Afghan")
 

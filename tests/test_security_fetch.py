@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from worker import fetch
+from worker.ingest import fetch
 
 HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n"
 

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from worker import fetch
+from worker.ingest import fetch
 from worker.redact import RedactFilter, redact_text, redact_url
 
 pytestmark = pytest.mark.django_db

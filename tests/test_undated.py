@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from tests import support
-from worker import ingest, render, schedule
+from worker import render, schedule
+from worker.ingest import articles
 from worker.models import Article, Newsletter
 
 pytestmark = pytest.mark.django_db
@@ -19,12 +20,12 @@ welcomed the decision and said traffic would return next week.</p>
 
 
 def test_a_page_without_a_date_is_not_dated_from_its_copyright_line():
-    assert ingest.extract_html(PAGE, "https://news.example/bridge").get("published_at") is None
+    assert articles.extract_html(PAGE, "https://news.example/bridge").get("published_at") is None
 
 
 def test_a_page_keeps_its_published_time():
     dated = PAGE.replace("<head>", '<head><meta property="article:published_time" content="2025-03-04T10:20:00Z">')
-    published = ingest.parse_date(ingest.extract_html(dated, "https://news.example/bridge")["published_at"])
+    published = articles.parse_date(articles.extract_html(dated, "https://news.example/bridge")["published_at"])
     assert published.date().isoformat() == "2025-03-04"
 
 

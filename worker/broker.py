@@ -1,5 +1,11 @@
-"""Start-up of `newsdigest worker` and `newsdigest beat`: fail with one clear line when no
-broker is configured or reachable, instead of Celery's retry loop and a traceback."""
+"""The broker and Redis URLs, and the start-up of `newsdigest worker` and `newsdigest beat`.
+
+The one place that decides which URL is a Redis one and which Redis holds what:
+- the broker is CELERY_BROKER_URL (REDIS_URL unless overridden); it may be Redis or e.g. RabbitMQ;
+- shared state (rate limits, LLM mode memory) lives in REDIS_URL, else in a Redis broker;
+- the click buffer uses REDIS_URL only (worker/clicks.py).
+`worker`/`beat` fail with one clear line when no broker is configured or reachable, instead of
+Celery's retry loop and a traceback."""
 
 import sys
 
@@ -8,9 +14,31 @@ from django.conf import settings
 
 from .redact import redact_url as redact
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 
 class BrokerUnavailable(Exception):
     """No broker configured, or it does not answer: `worker`/`beat` cannot start."""
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(REDIS_SCHEMES)
+
+
+def broker_setting() -> str:
+    """The setting that names the broker, for messages: REDIS_URL unless CELERY_BROKER_URL overrides it."""
+    return "REDIS_URL" if settings.CELERY_BROKER_URL == settings.REDIS_URL else "CELERY_BROKER_URL"
+
+
+def shared_state_url() -> str | None:
+    """The Redis holding state shared by all processes: REDIS_URL, else a Redis broker; None without one."""
+    url = settings.REDIS_URL or settings.CELERY_BROKER_URL
+    return url if is_redis(url) else None
+
+
+def redis_client(url: str, timeout: float) -> redis.Redis:
+    """A client for `url` whose connect and each command give up after `timeout` seconds."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 def check_broker(timeout: float = 3.0) -> None:
@@ -18,10 +46,10 @@ def check_broker(timeout: float = 3.0) -> None:
     if not url:
         raise BrokerUnavailable(
             "no broker configured: set REDIS_URL (or CELERY_BROKER_URL), e.g. redis://localhost:6379/0")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        setting = "REDIS_URL" if url == settings.REDIS_URL else "CELERY_BROKER_URL"
+    if is_redis(url):
+        setting = broker_setting()
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping()
+            redis_client(url, timeout).ping()
         except redis.RedisError as exc:
             reason = str(exc).rstrip(".")
             raise BrokerUnavailable(f"cannot reach Redis at {setting}={redact(url)} ({reason}); "

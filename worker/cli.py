@@ -16,13 +16,13 @@ def explain(exc: BaseException) -> str | None:
     from django.db import DatabaseError
     from kombu.exceptions import OperationalError as BrokerError
 
-    from worker.broker import BrokerUnavailable, redact
+    from worker.broker import BrokerUnavailable, broker_setting, redact
 
     if isinstance(exc, ImproperlyConfigured | BrokerUnavailable):
         return str(exc)
     if isinstance(exc, BrokerError):
-        url = redact(settings.CELERY_BROKER_URL)
-        return f"cannot reach the broker at REDIS_URL={url}; start Redis or fix REDIS_URL"
+        url, setting = redact(settings.CELERY_BROKER_URL), broker_setting()
+        return f"cannot reach the broker at {setting}={url}; start Redis or fix {setting}"
     if isinstance(exc, DatabaseError):
         if _unmigrated():
             return "the database is not set up (or is behind this version): run `newsdigest migrate`"

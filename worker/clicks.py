@@ -30,22 +30,22 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import redis
 from crawlerdetect import CrawlerDetect
 from django.conf import settings
-from django.core import signing
 from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Sum
 from django.http import HttpRequest
 from django.urls import reverse
 
+from . import tokens
+from .broker import redis_client
 from .models import ClickCount, Delivery, Digest, DigestItem, PendingClick, ReaderClick, Subscriber
 
 log = logging.getLogger("newsdigest.clicks")
 
-LINK_SALT = "newsdigest.click"
-READER_SALT = "newsdigest.click-reader"
 BUFFER_KEY = "newsdigest:clicks"
 LOCK_KEY = "newsdigest:clicks:flush-lock"
 # Most hits one RPUSH carries from a process's queue to Redis.
@@ -61,29 +61,32 @@ _SCANNER_AGENTS = re.compile(
     r"google-safety|googleimageproxy|yahoomailproxy|microsoft office|ms-office|outlook-ios|"
     r"scanner|preview|prefetch|headless", re.IGNORECASE)
 _crawlers = CrawlerDetect()
-_signer = signing.Signer(salt=LINK_SALT)
-_reader_signer = signing.Signer(salt=READER_SALT)
+_URL = re.compile(r"https?://[^\s\"'<>()\\`]+")
 
 
 # --- links -----------------------------------------------------------------------------------------
 
+def safe_url(url: str) -> str:
+    """Only http(s) links reach an email; anything else (javascript:, data:) becomes no link."""
+    url = (url or "").strip()
+    return url if _URL.fullmatch(url) and urlsplit(url).netloc else ""
+
+
 def tracked_url(item_id: int, url: str) -> str:
     """The redirect that leads to `url` for this digest item; the same for every recipient."""
-    token = _signer.sign_object([item_id, url], compress=True)
+    token = tokens.sign_object(tokens.Purpose.CLICK, [item_id, url])
     return settings.SITE_URL + reverse("click", args=[token])
 
 
 def open_token(token: str) -> tuple[int, str]:
-    """(item id, URL) of a genuine token; signing.BadSignature for anything forged or damaged."""
-    from .render import safe_url
-
+    """(item id, URL) of a genuine token; tokens.BadToken for anything forged or damaged."""
     try:
-        value = _signer.unsign_object(token)
+        value = tokens.unsign_object(tokens.Purpose.CLICK, token)
     except (ValueError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # undecodable payload
-        raise signing.BadSignature(str(exc)) from None
+        raise tokens.BadToken(str(exc)) from None
     if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], int)
             or not isinstance(value[1], str) or not safe_url(value[1])):
-        raise signing.BadSignature("not a click token")
+        raise tokens.BadToken("not a click token")
     return value[0], value[1]
 
 
@@ -97,7 +100,7 @@ def click_query(tracking: bool, sent_at: datetime | None = None, subscriber: Sub
     if sent_at is not None:
         parts.append(f"t={int(sent_at.timestamp()) // STAMP_STEP:x}")
     if history and subscriber is not None:
-        parts.append(f"r={_reader_signer.sign(str(subscriber.pk))}")
+        parts.append(f"r={tokens.sign(tokens.Purpose.CLICK_READER, str(subscriber.pk))}")
     return "?" + "&".join(parts) if parts else ""
 
 
@@ -117,7 +120,7 @@ def agent_is_crawler(agent: str) -> bool:
 def _client(request: HttpRequest, agent: str) -> str:
     """A keyed hash of address and agent: groups one client's hits within a flush, and means nothing
     without the server's key. Never stored outside the buffer."""
-    key = hashlib.sha256(f"{settings.SECRET_KEY}|{LINK_SALT}".encode()).digest()
+    key = hashlib.sha256(f"{settings.SECRET_KEY}|{tokens.Purpose.CLICK.value}".encode()).digest()
     seen = f"{request.META.get('REMOTE_ADDR', '')}|{agent}".encode()
     return hashlib.blake2b(seen, key=key[:32], digest_size=8).hexdigest()
 
@@ -129,8 +132,7 @@ def _redis_client() -> redis.Redis:
     """One client (and connection pool) per process, remade if the settings name another server."""
     global _redis
     if _redis is None or _redis[0] != settings.REDIS_URL:
-        _redis = (settings.REDIS_URL, redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5,
-                                                           socket_timeout=0.5))
+        _redis = (settings.REDIS_URL, redis_client(settings.REDIS_URL, timeout=0.5))
     return _redis[1]
 
 
@@ -295,8 +297,8 @@ def _apply(events: list[dict], reasons: list[str | None]) -> FlushReport:
     for event, reason in zip(events, reasons, strict=True):
         if reason is None and event["i"] in history and event.get("r"):
             try:
-                readers.append((int(_reader_signer.unsign(event["r"])), event))
-            except (signing.BadSignature, ValueError):
+                readers.append((int(tokens.unsign(tokens.Purpose.CLICK_READER, event["r"])), event))
+            except (tokens.BadToken, ValueError):
                 continue
     alive = set(Subscriber.objects.filter(pk__in={pk for pk, _ in readers}).values_list("pk", flat=True))
     ReaderClick.objects.bulk_create(

@@ -12,6 +12,7 @@ is a deliver.SendRefused carrying the reason.
 import hmac
 import secrets
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
@@ -19,7 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, deliver, tasks
+from . import audit, deliver, jobs
 from .models import ApiToken, Delivery, Digest, hash_token
 
 Actor = User | AnonymousUser | None
@@ -148,7 +149,7 @@ def _who(user: Actor) -> str:
 
 def send(digest_id: int, user: Actor = None) -> str:
     """approved -> sending now (a clear refusal otherwise); the fan-out runs on the workers."""
-    deliver.start_or_stay_approved(digest_id, tasks.start_send.delay)
+    deliver.start_or_stay_approved(digest_id, partial(jobs.enqueue, jobs.Job.START_SEND))
     audit.record(digest_id, user, "send started")
     return f"digest {digest_id}: sending"
 
@@ -162,7 +163,7 @@ def pause(digest_id: int, user: Actor = None) -> str:
 def resume(digest_id: int, user: Actor = None) -> str:
     batches = deliver.resume(digest_id)
     audit.record(digest_id, user, "resumed")
-    tasks.publish_batches(batches)
+    deliver.publish_batches(batches)
     return f"digest {digest_id}: sending again"
 
 
@@ -191,7 +192,7 @@ def retry_failed(digest_id: int, user: Actor = None) -> str:
             # Rolls the reopening back too: a sent digest with nothing to retry stays sent.
             raise deliver.SendRefused(f"digest {digest_id} has no failed deliveries to retry")
         audit.record(digest_id, user, "retried failed deliveries", requeued=requeued)
-    tasks.publish_batches(deliver.nudge(digest_id))
+    deliver.publish_batches(deliver.nudge(digest_id))
     return f"digest {digest_id}: {requeued} failed deliveries queued again"
 
 

@@ -10,7 +10,8 @@ import time
 from functools import cache
 
 import redis
-from django.conf import settings
+
+from . import broker
 
 # KEYS: bucket hash, block-until key. ARGV: rate (tokens/s), capacity, cost.
 # Returns the seconds to wait as a string (0 = taken).
@@ -60,10 +61,8 @@ return tostring(tokens)
 
 @cache
 def redis_client() -> redis.Redis | None:
-    url = settings.REDIS_URL or settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    url = broker.shared_state_url()
+    return None if url is None else broker.redis_client(url, timeout=5)
 
 
 class TokenBucket:

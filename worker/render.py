@@ -17,14 +17,13 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.core import signing
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from mjml import mjml2html
 
-from . import clicks
+from . import clicks, tokens
 from .models import Digest, DigestItem, Newsletter, Subscriber
 
 DEFAULT_THEME = {
@@ -45,7 +44,6 @@ DEFAULT_THEME = {
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 # Font stacks end up inside CSS and style attributes: letters, digits, spaces, commas, hyphens, single quotes.
 _FONT = re.compile(r"[A-Za-z0-9 ,'-]{1,200}")
-_URL = re.compile(r"https?://[^\s\"'<>()\\`]+")
 
 # Per-recipient parts are rendered as these markers and substituted after compiling,
 # so the MJML compile runs once per digest, not once per subscriber.
@@ -61,8 +59,6 @@ _MARKER_PREFIX = "%%ND_"
 _MARKERS = re.compile("|".join(re.escape(marker) for marker in PLACEHOLDERS.values()))
 _BY_MARKER = {marker: key for key, marker in PLACEHOLDERS.items()}
 
-UNSUBSCRIBE_SALT = "newsdigest.unsubscribe"
-PREFERENCES_SALT = "newsdigest.preferences"
 WIDTH = 72
 RULE = "-" * WIDTH
 
@@ -77,12 +73,6 @@ class RenderedEmail:
     text: str
 
 
-def safe_url(url: str) -> str:
-    """Only http(s) links reach an email; anything else (javascript:, data:) becomes no link."""
-    url = (url or "").strip()
-    return url if _URL.fullmatch(url) and urlsplit(url).netloc else ""
-
-
 def theme_for(newsletter: Newsletter) -> dict[str, str]:
     """The newsletter's theme over the defaults, every value checked: a rebrand is data, never markup."""
     theme = newsletter.theme or {}
@@ -95,7 +85,7 @@ def theme_for(newsletter: Newsletter) -> dict[str, str]:
         elif not isinstance(value, str):
             problems.append(f"{key} must be a string")
         elif key == "logo_url":
-            if value and not safe_url(value):
+            if value and not clicks.safe_url(value):
                 problems.append(f"logo_url must be an http(s) URL without quotes or spaces, got {value!r}")
         elif "font" in key:
             if not _FONT.fullmatch(value):
@@ -108,11 +98,11 @@ def theme_for(newsletter: Newsletter) -> dict[str, str]:
 
 
 def unsubscribe_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
-    return signing.dumps({"s": subscriber.pk, "n": newsletter.pk}, salt=UNSUBSCRIBE_SALT, compress=True)
+    return tokens.dumps(tokens.Purpose.UNSUBSCRIBE, {"s": subscriber.pk, "n": newsletter.pk})
 
 
 def preferences_token(subscriber: Subscriber) -> str:
-    return signing.dumps({"s": subscriber.pk}, salt=PREFERENCES_SALT, compress=True)
+    return tokens.dumps(tokens.Purpose.PREFERENCES, {"s": subscriber.pk})
 
 
 def unsubscribe_url(subscriber: Subscriber, newsletter: Newsletter) -> str:
@@ -186,13 +176,13 @@ def _stories(digest: Digest, zone) -> tuple[list[dict], list[str]]:
     items = digest.items.select_related("article__source", "article__story", "summary").order_by("position", "pk")
     for number, item in enumerate(items, start=1):
         article = item.article
-        bare = safe_url(article.canonical_url or article.url)
+        bare = clicks.safe_url(article.canonical_url or article.url)
         # Tracked links go through the signed redirect; names shown to readers come from the bare URL.
         url = clicks.tracked_url(item.pk, bare) if bare and tracking else bare
         also_in = []
         if article.story_id:
             for other in article.story.articles.exclude(pk=article.pk).select_related("source").order_by("pk"):
-                if other_url := safe_url(other.canonical_url or other.url):
+                if other_url := clicks.safe_url(other.canonical_url or other.url):
                     name = other.source.name if other.source else urlsplit(other_url).netloc
                     also_in.append({"name": one_line(name),
                                     "url": clicks.tracked_url(item.pk, other_url) if tracking else other_url})

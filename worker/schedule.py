@@ -23,13 +23,12 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from . import audit, interest
+from . import audit, interest, jobs
 from .models import Article, Digest, DigestItem, Newsletter
 from .summarize.shorten import shorten
 
 log = logging.getLogger("newsdigest.schedule")
 
-TICK_TASK = "worker.tasks.newsletter_tick"
 # How far back a cron cadence may look for its last run ("0 7 29 2 *" runs every four years).
 MAX_LOOKBACK_DAYS = 4 * 366 + 1
 # A story loses half its rank every FRESHNESS_HALF_LIFE_HOURS.
@@ -149,7 +148,7 @@ def sync_schedule(newsletter: Newsletter) -> PeriodicTask | None:
     with transaction.atomic():
         schedule, _ = CrontabSchedule.objects.get_or_create(timezone=newsletter.timezone, **fields)
         if task is None:
-            task = PeriodicTask(task=TICK_TASK)
+            task = PeriodicTask(task=jobs.Job.NEWSLETTER_TICK.value)
         task.name = task_name(newsletter)
         task.crontab, task.interval, task.solar, task.clocked = schedule, None, None, None
         task.args = f"[{newsletter.pk}]"

@@ -20,7 +20,6 @@ from itertools import islice
 from typing import IO, TypeVar
 
 from django.conf import settings
-from django.core import signing
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -28,12 +27,11 @@ from django.urls import reverse
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from . import render
+from . import jobs, render, tokens
 from .models import Newsletter, Subscriber, Subscription, SuppressionEvent
 from .ratelimit import TokenBucket
 
 TOKEN_MAX_AGE = None  # unsubscribe links in old emails must keep working
-CONFIRM_SALT = "newsdigest.confirm"
 SUPPRESSED = (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
 UNSUBSCRIBE_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)
 T = TypeVar("T")
@@ -160,9 +158,8 @@ def subscribe(newsletter: Newsletter, email: str, name: str = "", tz: str = "") 
         # decided on the row read above: an unsubscribe or a confirmation committed since then is not undone.
         Subscription.transition(subscription.pk, from_status=Subscription.Status.UNSUBSCRIBED,
                                 to_status=Subscription.Status.PENDING)
-    from . import tasks
-
-    tasks.send_confirmation.delay(subscriber.pk, newsletter.pk)  # after the commit: the link must find the rows
+    # After the commit (outside the block above): the link must find the rows.
+    jobs.enqueue(jobs.Job.SEND_CONFIRMATION, subscriber.pk, newsletter.pk)
     return True
 
 
@@ -174,8 +171,8 @@ def confirm_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
     """Signed, expiring; it also names the subscription's last unsubscribe, so a link mailed before an
     unsubscribe cannot undo it (only a link from a new sign-up can)."""
     subscription = Subscription.objects.filter(subscriber=subscriber, newsletter=newsletter).first()
-    return signing.dumps({"s": subscriber.pk, "n": newsletter.pk, "u": _unsubscribed_marker(subscription)},
-                         salt=CONFIRM_SALT, compress=True)
+    return tokens.dumps(tokens.Purpose.CONFIRM,
+                        {"s": subscriber.pk, "n": newsletter.pk, "u": _unsubscribed_marker(subscription)})
 
 
 def confirm_url(subscriber: Subscriber, newsletter: Newsletter) -> str:
@@ -192,14 +189,14 @@ def send_confirmation(subscriber: Subscriber, newsletter: Newsletter) -> None:
 
 
 def subscription_for_confirm_token(token: str) -> Subscription:
-    """Raises signing.SignatureExpired, signing.BadSignature or Subscription.DoesNotExist."""
-    data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.NEWSDIGEST_CONFIRM_MAX_AGE)
+    """Raises tokens.ExpiredToken, tokens.BadToken or Subscription.DoesNotExist."""
+    data = tokens.loads(tokens.Purpose.CONFIRM, token, max_age=settings.NEWSDIGEST_CONFIRM_MAX_AGE)
     subscription = Subscription.objects.select_related("newsletter", "subscriber").get(
         subscriber_id=data["s"], newsletter_id=data["n"])
     if subscription.status == Subscription.Status.UNSUBSCRIBED or \
             data.get("u", "") != _unsubscribed_marker(subscription):
         # Unsubscribed after this link was mailed: the link is spent.
-        raise signing.BadSignature("confirmation link older than the last unsubscribe")
+        raise tokens.BadToken("confirmation link older than the last unsubscribe")
     return subscription
 
 
@@ -238,7 +235,7 @@ def unsubscribe(token: str, via: str = "link") -> Subscription:
 
 
 def subscription_for_token(token: str) -> Subscription:
-    data = signing.loads(token, salt=render.UNSUBSCRIBE_SALT, max_age=TOKEN_MAX_AGE)
+    data = tokens.loads(tokens.Purpose.UNSUBSCRIBE, token, max_age=TOKEN_MAX_AGE)
     return Subscription.objects.select_related("newsletter", "subscriber").get(
         subscriber_id=data["s"], newsletter_id=data["n"])
 
@@ -249,7 +246,7 @@ def unsubscribe_by_mail(subject: str) -> Subscription | None:
     for candidate in UNSUBSCRIBE_SUBJECT.findall(subject or ""):
         try:
             return unsubscribe(candidate, via="mail")
-        except (signing.BadSignature, Subscription.DoesNotExist):
+        except (tokens.BadToken, Subscription.DoesNotExist):
             continue
     return None
 

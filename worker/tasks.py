@@ -1,18 +1,22 @@
 """Thin Celery tasks: take primary keys, refetch, call one stage function, retry only
-named transient errors. The same functions run inline in the embedded default."""
+named transient errors. The same functions run inline in the embedded default.
+
+Each task registers itself with worker.jobs, the interface the stages enqueue through: this module
+may import the stages, never the other way round."""
 
 import logging
 
 from celery import shared_task
-from django.db import transaction
 
-from . import clicks, deliver, feeds, schedule, subscribers, summarize
+from . import clicks, deliver, jobs, schedule, subscribers, summarize
+from .ingest import feeds
 from .summarize.errors import EngineError
 from .summarize.regenerate import run_regeneration
 
 log = logging.getLogger("newsdigest.tasks")
 
 
+@jobs.register
 @shared_task(bind=True)
 def summarize_article(self, article_id: int, engine: str | None = None, force: bool = False) -> int | None:
     # No Celery retries: the LLM client owns them (with Retry-After shared through the rate limiter), and a
@@ -24,6 +28,7 @@ def summarize_article(self, article_id: int, engine: str | None = None, force: b
         return None
 
 
+@jobs.register
 @shared_task
 def regenerate_summary(regeneration_id: int) -> str:
     """The desk's "Regenerate summary", off the web request; the failure is recorded on the row."""
@@ -32,12 +37,14 @@ def regenerate_summary(regeneration_id: int) -> str:
 
 # The delivery tasks keep no result: the database holds their outcome, and publishing them then needs
 # the broker alone (a result store that is down made `send` hang ~20 s before failing).
+@jobs.register
 @shared_task(bind=True, ignore_result=True)
 def start_send(self, digest_id: int) -> int:
     """Fan-out: create the Delivery rows (idempotent) and publish their batches after commit."""
-    return publish_batches(deliver.fan_out(digest_id))
+    return deliver.publish_batches(deliver.fan_out(digest_id))
 
 
+@jobs.register
 @shared_task(bind=True, autoretry_for=(deliver.DeliveryTransientError,), retry_backoff=2,
              retry_backoff_max=60, retry_jitter=True, max_retries=8, ignore_result=True)
 def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
@@ -49,29 +56,14 @@ def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
     return result.counts
 
 
+@jobs.register
 @shared_task(ignore_result=True)
 def sweep_deliveries() -> int:
     """Periodic safety net (celery beat, every NEWSDIGEST_DELIVERY_SWEEP_SECONDS): see deliver.sweep."""
-    return publish_batches(deliver.sweep())
+    return deliver.publish_batches(deliver.sweep())
 
 
-def publish_batches(batches: list[list[int]]) -> int:
-    """One send_batch per batch, published once the rows it names are committed."""
-    if batches:
-        transaction.on_commit(lambda: _publish(batches))
-    return sum(map(len, batches))
-
-
-def _publish(batches: list[list[int]]) -> None:
-    for index, batch in enumerate(batches):
-        try:
-            send_batch.delay(batch)
-        except deliver.PUBLISH_ERRORS:
-            # This and the later batches go back to the sweeper at once, not after the nudge window.
-            deliver.forget_nudge([pk for rest in batches[index:] for pk in rest])
-            raise
-
-
+@jobs.register
 @shared_task
 def newsletter_tick(newsletter_id: int) -> int | None:
     """Beat's call at each scheduled slot (see worker/schedule.py); duplicates make no second digest."""
@@ -79,10 +71,11 @@ def newsletter_tick(newsletter_id: int) -> int | None:
     if digest is None:
         return None
     if digest.status == digest.Status.APPROVED:
-        enqueue_after_commit(start_send, digest.pk)
+        jobs.enqueue_after_commit(jobs.Job.START_SEND, digest.pk)
     return digest.pk
 
 
+@jobs.register
 @shared_task
 def enforce_approval_deadlines() -> list[int]:
     """Every minute: settle overdue drafts and start the approved scheduled digests."""
@@ -92,11 +85,7 @@ def enforce_approval_deadlines() -> list[int]:
     return ready
 
 
-def enqueue_after_commit(task, *args, **kwargs) -> None:
-    """Publish only once the rows the task will read are committed."""
-    transaction.on_commit(lambda: task.delay(*args, **kwargs))
-
-
+@jobs.register
 @shared_task
 def poll_feeds() -> int:
     """Periodic (celery beat, see feeds.ensure_poll_schedule): one poll_feed task per due feed."""
@@ -106,11 +95,13 @@ def poll_feeds() -> int:
     return len(due)
 
 
+@jobs.register
 @shared_task
 def poll_feed(source_id: int) -> str:
     return str(feeds.poll_source_id(source_id))
 
 
+@jobs.register
 @shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
 def send_confirmation(self, subscriber_id: int, newsletter_id: int) -> None:
     """The double opt-in mail, off the request path (a sign-up answers alike for every address)."""
@@ -123,6 +114,7 @@ def send_confirmation(self, subscriber_id: int, newsletter_id: int) -> None:
     subscribers.send_confirmation(subscriber, newsletter)
 
 
+@jobs.register
 @shared_task
 def flush_clicks() -> int:
     """Periodic (celery beat, every NEWSDIGEST_CLICK_FLUSH_SECONDS): buffered click hits into the counts."""

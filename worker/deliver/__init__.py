@@ -19,6 +19,7 @@ from .fanout import (
     forget_nudge,
     nudge,
     pause,
+    publish_batches,
     resume,
     start_or_stay_approved,
 )
@@ -37,6 +38,6 @@ from .sweeper import progress, report, sweep
 __all__ = [
     "PUBLISH_ERRORS", "BatchResult", "DeliveryTransientError", "SendRefused", "begin_send", "build_message",
     "cancel", "claim", "close_connection", "eligible_subscribers", "fan_out", "forget_nudge", "message_id",
-    "nudge", "pause", "progress", "report", "resume", "send_batch", "send_test", "start_or_stay_approved",
-    "sweep", "throttle",
+    "nudge", "pause", "progress", "publish_batches", "report", "resume", "send_batch", "send_test",
+    "start_or_stay_approved", "sweep", "throttle",
 ]

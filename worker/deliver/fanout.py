@@ -22,8 +22,8 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from .. import render
-from ..broker import BrokerUnavailable
+from .. import jobs, render
+from ..broker import BrokerUnavailable, broker_setting
 from ..models import Delivery, Digest
 from .claims import due, eligible_subscribers, finish_if_done
 from .sending import one_line
@@ -67,7 +67,7 @@ def start_or_stay_approved(digest_id: int, publish: Callable[[int], object]) -> 
             from_status=Digest.Status.SENDING, to_status=Digest.Status.APPROVED, send_started_at=None)
         if undone:
             raise SendRefused(f"digest {digest_id} not started, still approved: the broker did not take the "
-                              f"task ({one_line(str(exc))[:200]}); check REDIS_URL / CELERY_BROKER_URL") from None
+                              f"task ({one_line(str(exc))[:200]}); check {broker_setting()}") from None
         log.warning("digest %s: publishing its start failed after the fan-out began; the sweeper continues it",
                     digest_id)
 
@@ -78,6 +78,23 @@ def forget_nudge(delivery_ids: list[int]) -> None:
     for start in range(0, len(delivery_ids), 500):  # SQLite's bound-parameter limit
         Delivery.objects.filter(pk__in=delivery_ids[start:start + 500], status=Delivery.Status.QUEUED).update(
             lease_until=None)
+
+
+def publish_batches(batches: list[list[int]]) -> int:
+    """One send_batch job per batch, published once the rows it names are committed."""
+    if batches:
+        transaction.on_commit(lambda: _publish(batches))
+    return sum(map(len, batches))
+
+
+def _publish(batches: list[list[int]]) -> None:
+    for index, batch in enumerate(batches):
+        try:
+            jobs.enqueue(jobs.Job.SEND_BATCH, batch)
+        except PUBLISH_ERRORS:
+            # This and the later batches go back to the sweeper at once, not after the nudge window.
+            forget_nudge([pk for rest in batches[index:] for pk in rest])
+            raise
 
 
 def fan_out(digest_id: int) -> list[list[int]]:

@@ -25,7 +25,7 @@ from django.conf import settings
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from .. import ratelimit
+from .. import broker, ratelimit
 from .errors import BadAnswer, EngineError, EngineTransientError
 from .schemas import ArticleSummary
 from .voice import LENGTHS, Voice, language_name
@@ -175,7 +175,7 @@ def request_cost_estimate(prompt_tokens: int) -> int:
 
 
 @cache
-def _buckets(rpm: int, tpm: int, redis_url: str) -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
+def _buckets(rpm: int, tpm: int, redis_url: str | None) -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
     """Shared by every worker: requests are paced evenly (burst of 1, so a minute never sees more
     than RPM + 1); the token bucket holds one maximal request, so a long article can always pass.
     Without an RPM limit the request bucket is a wide-open gate that a 429's Retry-After still closes.
@@ -192,7 +192,7 @@ def _buckets(rpm: int, tpm: int, redis_url: str) -> tuple[ratelimit.TokenBucket,
 
 def rate_limits() -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
     return _buckets(settings.NEWSDIGEST_LLM_RPM, settings.NEWSDIGEST_LLM_TPM,
-                    settings.REDIS_URL or settings.CELERY_BROKER_URL)
+                    broker.shared_state_url())
 
 
 MODES = ("json_schema", "json_object", "prompt")  # strictest first; a refusal steps one down

@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, clicks, deliver, ops, schedule
+from .. import audit, clicks, deliver, jobs, ops, schedule
 from .. import render as email_render
 from ..models import Digest, DigestItem, Newsletter, Regeneration, StoryRank
 from ..summarize.grounding import editor_text_flags
@@ -240,8 +240,6 @@ def remove_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 def regenerate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     """Queue a fresh summary for the story's article: a worker asks the model, the page shows the
     progress (no web request ever waits on a model). One regeneration per story at a time."""
-    from .. import tasks
-
     item = get_object_or_404(DigestItem, pk=item_pk, digest_id=pk)
     if Digest.objects.filter(pk=pk).values_list("status", flat=True).first() != Digest.Status.DRAFT:
         messages.error(request, f"digest {pk} is no longer a draft; only a draft can be edited")
@@ -253,7 +251,7 @@ def regenerate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse
         else:
             job = Regeneration.objects.create(item=item, requested_by=request.user)
             audit.record(pk, request.user, "requested a new summary", item=item.pk, regeneration=job.pk)
-            tasks.enqueue_after_commit(tasks.regenerate_summary, job.pk)
+            jobs.enqueue_after_commit(jobs.Job.REGENERATE_SUMMARY, job.pk)
             messages.success(request, "regenerating the summary: this page shows when it is done")
     return redirect(reverse("desk-draft", args=[pk]) + f"#story-{item.pk}")
 

@@ -7,20 +7,15 @@ dependency answers, with URLs redacted, never a name, address or secret.
 
 import time
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from ..broker import is_redis, redis_client
 from ..redact import redact_text, redact_url
 
 PROBE_TIMEOUT = 2.0
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A client that gives up within PROBE_TIMEOUT: a probe must not hang the page."""
-    return redis.Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT)
 
 
 def _probe(check) -> dict:
@@ -41,8 +36,8 @@ def _database() -> None:
 
 def _broker() -> None:
     url = settings.CELERY_BROKER_URL
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        redis_client(url).ping()
+    if is_redis(url):
+        redis_client(url, PROBE_TIMEOUT).ping()
         return
     from ..celery_app import app
 
@@ -54,7 +49,7 @@ def checks() -> dict[str, dict]:
     """Each dependency: ok, required, and the error when it is not ok."""
     results = {"database": {**_probe(_database), "required": True}}
     if settings.REDIS_URL:
-        results["redis"] = {**_probe(lambda: redis_client(settings.REDIS_URL).ping()), "required": True,
+        results["redis"] = {**_probe(lambda: redis_client(settings.REDIS_URL, PROBE_TIMEOUT).ping()), "required": True,
                             "url": redact_url(settings.REDIS_URL)}
     else:
         results["redis"] = {"ok": None, "required": False, "detail": "not configured (embedded default)"}

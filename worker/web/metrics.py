@@ -21,8 +21,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from .. import bounces, clicks
+from ..broker import is_redis, redis_client
 from ..models import Article, Delivery, Digest, Subscriber, Summary, SuppressionEvent
-from .health import redis_client
+from .health import PROBE_TIMEOUT
 
 Samples = list[tuple[dict[str, str], float]]
 SEND_RATE_WINDOW = 60  # seconds
@@ -47,10 +48,10 @@ def _by(queryset: QuerySet, field: str, choices: list[str]) -> Samples:
 def queue_depth() -> int | None:
     """Messages waiting in the Celery queue (Redis LLEN); None without a Redis broker."""
     url = settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://", "unix://")):
+    if settings.CELERY_TASK_ALWAYS_EAGER or not is_redis(url):
         return None
     try:
-        return int(redis_client(url).llen(settings.NEWSDIGEST_CELERY_QUEUE))
+        return int(redis_client(url, PROBE_TIMEOUT).llen(settings.NEWSDIGEST_CELERY_QUEUE))
     except redis.RedisError:
         return None
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .. import ingest
+from ..ingest.articles import IngestError, ingest_record, queue_summary, record_rejection
 from ..models import Source, hash_token
 from . import security
 
@@ -28,7 +28,7 @@ def _source_for(request: HttpRequest) -> Source | None:
 
 
 def _refuse(source: Source, status: int, reason: str) -> JsonResponse:
-    ingest.record_rejection(source, "POST /api/articles", reason)
+    record_rejection(source, "POST /api/articles", reason)
     return JsonResponse({"error": reason}, status=status)
 
 
@@ -55,9 +55,9 @@ def articles(request: HttpRequest) -> JsonResponse:
         return _refuse(source, 400, str(exc))
     try:
         with transaction.atomic():
-            result = ingest.ingest_record(record, source)
-            ingest.queue_summary(result)
-    except ingest.IngestError as exc:
+            result = ingest_record(record, source)
+            queue_summary(result)
+    except IngestError as exc:
         return _refuse(source, 400, str(exc))
     if result.created:
         return JsonResponse({"id": result.article.pk}, status=201)

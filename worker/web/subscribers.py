@@ -1,14 +1,13 @@
 """The subscriber's pages: subscribe (double opt-in, also as a JSON API), confirm, unsubscribe (RFC 8058
 one-click), preferences, view in browser. The rules themselves are worker.subscribers'."""
 
-from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import render as email_render
-from .. import subscribers
+from .. import subscribers, tokens
 from ..models import Digest, Newsletter, Subscriber, Subscription
 from . import security
 
@@ -62,10 +61,10 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button (mail scanners fetch links); the POST confirms."""
     try:
         subscription = subscribers.subscription_for_confirm_token(token)
-    except signing.SignatureExpired:
+    except tokens.ExpiredToken:
         newsletter = _newsletter_of_expired(token)
         return render(request, "pages/confirm.html", {"expired": True, "newsletter": newsletter}, status=410)
-    except (signing.BadSignature, Subscription.DoesNotExist):
+    except (tokens.BadToken, Subscription.DoesNotExist):
         return render(request, "pages/confirm.html", {"invalid": True}, status=404)
     if request.method == "POST":
         subscription = subscribers.confirm(token)
@@ -75,8 +74,8 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 def _newsletter_of_expired(token: str) -> Newsletter | None:
     try:
-        data = signing.loads(token, salt=subscribers.CONFIRM_SALT)
-    except signing.BadSignature:
+        data = tokens.loads(tokens.Purpose.CONFIRM, token)
+    except tokens.BadToken:
         return None
     return Newsletter.objects.filter(pk=data.get("n")).first()
 
@@ -86,7 +85,7 @@ def _newsletter_of_expired(token: str) -> Newsletter | None:
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscription = subscribers.subscription_for_token(token)
-    except (signing.BadSignature, Subscription.DoesNotExist):
+    except (tokens.BadToken, Subscription.DoesNotExist):
         return render(request, "pages/unsubscribe.html", {"invalid": True}, status=404)
     # GET never unsubscribes: link scanners fetch every URL in a message.
     if request.method == "POST":
@@ -98,9 +97,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        data = signing.loads(token, salt=email_render.PREFERENCES_SALT)
+        data = tokens.loads(tokens.Purpose.PREFERENCES, token)
         subscriber = Subscriber.objects.get(pk=data["s"])
-    except (signing.BadSignature, Subscriber.DoesNotExist):
+    except (tokens.BadToken, Subscriber.DoesNotExist):
         return render(request, "pages/preferences.html", {"invalid": True}, status=404)
     saved, error = False, ""
     if request.method == "POST":

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from worker import deliver, ingest, render, schedule, summarize, tasks
+from worker import deliver, render, schedule, summarize, tasks
+from worker.ingest import articles
 from worker.models import Digest, Newsletter, Source, Subscriber, Subscription
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
@@ -34,7 +35,7 @@ class Command(BaseCommand):
 
         new = 0
         for path in sorted(DEMO_DATA.iterdir()):
-            for result in ingest.ingest_file(path, source):
+            for result in articles.ingest_file(path, source):
                 if result.created:
                     new += 1
                     tasks.summarize_article.delay(result.article.pk)

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from worker import feeds
+from worker.ingest import feeds
 from worker.models import Newsletter, Source
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from worker import ingest
 from worker.broker import BrokerUnavailable, require_broker
+from worker.ingest import articles
 from worker.models import Source
 
 from ._progress import progress
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, targets, source, no_summarize, **options):
         urls = [t for t in targets if t.lower().startswith(("http://", "https://"))]
-        paths = ingest.expand_paths([t for t in targets if t not in urls])
+        paths = articles.expand_paths([t for t in targets if t not in urls])
         if not urls and not paths:
             raise CommandError(f"nothing to ingest: no file matches {' '.join(targets)}")
         if not no_summarize:
@@ -54,11 +54,12 @@ class Command(BaseCommand):
             for kind, target in progress(jobs, "Ingesting", stream=self.stdout):
                 try:
                     with transaction.atomic():
-                        results = [ingest.ingest_url(target, src)] if kind == "url" else ingest.ingest_file(target, src)
+                        results = ([articles.ingest_url(target, src)] if kind == "url"
+                                   else articles.ingest_file(target, src))
                         for result in results if not no_summarize else []:
-                            ingest.queue_summary(result)
-                except (ingest.IngestError, OSError) as exc:
-                    ingest.record_rejection(src, str(target), str(exc))
+                            articles.queue_summary(result)
+                except (articles.IngestError, OSError) as exc:
+                    articles.record_rejection(src, str(target), str(exc))
                     # Some reasons already start with the file's name; say it once.
                     reason = str(exc).removeprefix(f"{target}: ").removeprefix(f"{Path(str(target)).name}: ")
                     errors.append(f"{target}: {reason}")

@@ -18,9 +18,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import fetch, ingest
+from .. import jobs
+from ..models import Article, IngestRejection, Source
+from . import articles, fetch
 from .cleaning import decode_bytes, html_to_text
-from .models import Article, IngestRejection, Source
 
 log = logging.getLogger("newsdigest.ingest")
 
@@ -103,8 +104,8 @@ def _json_feed(body: bytes) -> list[Entry]:
         entries.append(Entry(
             guid=str(item.get("id") or link or f"#{index}"), title=_str(item.get("title")), link=link,
             author=", ".join(n for n in names if isinstance(n, str) and n),
-            published=ingest.parse_date(_str(item.get("date_published"))),
-            updated=ingest.parse_date(_str(item.get("date_modified"))),
+            published=articles.parse_date(_str(item.get("date_published"))),
+            updated=articles.parse_date(_str(item.get("date_modified"))),
             html=_str(item.get("content_html")) or _str(item.get("summary")) if not item.get("content_text") else "",
             text=_str(item.get("content_text")),
         ))
@@ -201,7 +202,7 @@ def _malformed_warning(problem: Exception, read: int, document: str) -> str:
             f"entries from number {first_suspect} on may be incomplete")
 
 
-def ingest_entry(entry: Entry, source: Source) -> ingest.IngestResult:
+def ingest_entry(entry: Entry, source: Source) -> articles.IngestResult:
     """One entry as an article. Entries without full text are completed from their page; a page that
     cannot be fetched falls back to the feed's own text when there is any."""
     text = entry.text or html_to_text(entry.html)
@@ -211,12 +212,12 @@ def ingest_entry(entry: Entry, source: Source) -> ingest.IngestResult:
         known = Article.objects.filter(guid=entry.guid, source=source).first()
         if known is not None and not (entry.updated and entry.updated > known.updated_at):
             # Already fetched once, and the feed does not say it changed: no second download.
-            return ingest.IngestResult(known, False)
+            return articles.IngestResult(known, False)
         try:
-            page = ingest.fetch_page(entry.link)
-        except ingest.IngestError as exc:
+            page = articles.fetch_page(entry.link)
+        except articles.IngestError as exc:
             if not text:
-                raise ingest.IngestError(f"entry has no text and its page failed: {exc}") from exc
+                raise articles.IngestError(f"entry has no text and its page failed: {exc}") from exc
             log.info("%s: page of %s unavailable (%s); using the feed's text", source, entry.link, exc)
         else:
             if len(page["text"]) > len(text):
@@ -225,8 +226,8 @@ def ingest_entry(entry: Entry, source: Source) -> ingest.IngestResult:
                                author=entry.author or page["author"],
                                published_at=entry.published or page["published_at"])
     if not article["text"]:
-        raise ingest.IngestError("entry has neither text nor a link")
-    return ingest.ingest_article(source=source, **article)
+        raise articles.IngestError("entry has neither text nor a link")
+    return articles.ingest_article(source=source, **article)
 
 
 def _backoff(source: Source, errors: int) -> timedelta:
@@ -236,7 +237,7 @@ def _backoff(source: Source, errors: int) -> timedelta:
 
 def _failed(report: PollReport, reason: str) -> PollReport:
     source, now = report.source, timezone.now()
-    reason = ingest.record_rejection(source, source.url, reason).reason
+    reason = articles.record_rejection(source, source.url, reason).reason
     Source.objects.filter(pk=source.pk).update(error_count=F("error_count") + 1, last_error=reason, last_polled_at=now)
     source.refresh_from_db()
     source.next_poll_at = now + _backoff(source, source.error_count)
@@ -266,7 +267,7 @@ def _report_once(source: Source, reason: str) -> None:
     malformed or oversized feed is reported once, not on every poll (a feed can carry both warnings)."""
     latest = IngestRejection.objects.filter(source=source, target=source.url[:2000]).order_by("-pk")
     if reason not in latest.values_list("reason", flat=True)[:2]:
-        ingest.record_rejection(source, source.url, reason)
+        articles.record_rejection(source, source.url, reason)
 
 
 def poll_source(source: Source, *, force: bool = False) -> PollReport:
@@ -313,14 +314,15 @@ def _ingest_one(report: PollReport, entry: Entry, index: int) -> None:
     try:
         with transaction.atomic():
             result = ingest_entry(entry, report.source)
-            ingest.queue_summary(result)
-    except ingest.IngestError as exc:
-        ingest.record_rejection(report.source, target, f"entry {entry.guid!r}: {exc}")
+            articles.queue_summary(result)
+    except articles.IngestError as exc:
+        articles.record_rejection(report.source, target, f"entry {entry.guid!r}: {exc}")
         report.rejected += 1
         return
     except Exception as exc:  # noqa: BLE001 - one broken entry must not block its siblings
         log.exception("unexpected error on entry %r of %s", entry.guid, report.source)
-        ingest.record_rejection(report.source, target, f"entry {entry.guid!r}: unexpected {type(exc).__name__}: {exc}")
+        articles.record_rejection(report.source, target,
+                                  f"entry {entry.guid!r}: unexpected {type(exc).__name__}: {exc}")
         report.rejected += 1
         return
     if result.created:
@@ -367,5 +369,5 @@ def ensure_poll_schedule():
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=settings.NEWSDIGEST_FEED_POLL_EVERY_MINUTES, period=IntervalSchedule.MINUTES)
     task, _ = PeriodicTask.objects.update_or_create(
-        name=POLL_TASK_NAME, defaults={"task": "worker.tasks.poll_feeds", "interval": interval, "enabled": True})
+        name=POLL_TASK_NAME, defaults={"task": jobs.Job.POLL_FEEDS.value, "interval": interval, "enabled": True})
     return task

@@ -2,7 +2,7 @@
 
 Identity of an article: its canonical URL, else its feed GUID (per source), else its text.
 The same input twice is a no-op; the same URL/GUID with new text updates the row in place
-(status back to new, so it is summarized again). Near-duplicates (MinHash/LSH, worker/dedup.py)
+(status back to new, so it is summarized again). Near-duplicates (MinHash/LSH, worker/ingest/dedup.py)
 stay separate rows but share one Story.
 
 Dates: a missing date stays empty (the digest then orders by ingestion time); a date in the
@@ -33,10 +33,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from lxml import etree
 
+from .. import jobs
+from ..models import Article, IngestRejection, Source
+from ..text import split_sentences
 from . import dedup, fetch
 from .cleaning import clean_text, decode_bytes, html_to_text, normalise_text
-from .models import Article, IngestRejection, Source
-from .text import split_sentences
 
 log = logging.getLogger("newsdigest.ingest")
 
@@ -83,10 +84,8 @@ def record_rejection(source: Source | None, target: str, reason: str) -> IngestR
 
 def queue_summary(result: IngestResult) -> None:
     """Summarize a new or changed article once the transaction that stored it has committed."""
-    from . import tasks
-
     if result.needs_summary:
-        tasks.enqueue_after_commit(tasks.summarize_article, result.article.pk)
+        jobs.enqueue_after_commit(jobs.Job.SUMMARIZE_ARTICLE, result.article.pk)
 
 
 # trafilatura sometimes keeps only part of an article (it stops at an embedded widget) or only a notice

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
-from .redact import redact_text
+from ..redact import redact_text
 
 USER_AGENT = "Newsdigest/0.1 (+https://github.com/newsdigest)"
 MAX_REDIRECTS = 5
