@@ -86,7 +86,7 @@ def test_a_bad_theme_is_refused_with_a_clear_error(theme, complaint):
 
 
 def test_text_part_is_numbered_wrapped_and_lists_links_as_references():
-    # Bare links here, to read the references; tracked ones are tests/test_clicks.py's.
+    # Bare links here, to read the references; tracked ones are tests/subscribers/test_clicks.py's.
     digest = make_digest(6, click_tracking=False)
     text = render.personalise(render.render_digest(digest), digest, subscriber()).text
     lines = text.splitlines()

@@ -1,4 +1,4 @@
-"""The LLM seam against a real HTTP server speaking the OpenAI protocol (tests/fake_openai.py)."""
+"""The LLM seam against a real HTTP server speaking the OpenAI protocol (tests/helpers/fake_openai.py)."""
 
 import threading
 import time
