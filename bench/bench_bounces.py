@@ -11,7 +11,7 @@ import django
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 django.setup()
 
-from tests.bounce_corpus import flufl_alone, manifest, ours, score  # noqa: E402
+from tests.helpers.bounce_corpus import flufl_alone, manifest, ours, score  # noqa: E402
 
 
 def main() -> None:

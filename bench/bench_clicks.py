@@ -133,7 +133,8 @@ def run(args: argparse.Namespace, scratch: Path, db_url: str) -> None:
     from django.core.management import call_command
     from django.test import RequestFactory
 
-    from tests.support import free_port, make_digest, redis_server
+    from tests.helpers.factories import make_digest
+    from tests.helpers.processes import free_port, redis_server
     from worker import clicks, render
     from worker.models import ClickCount, Digest, PendingClick, Subscriber
     from worker.web import clicks as web_clicks

@@ -29,8 +29,8 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from tests.fake_openai import ARTICLE, ARTICLE_TITLE, FakeOpenAI, answer, canned_summary  # noqa: E402
-from tests.support import redis_server  # noqa: E402
+from tests.helpers.fake_openai import ARTICLE, ARTICLE_TITLE, FakeOpenAI, answer, canned_summary  # noqa: E402
+from tests.helpers.processes import redis_server  # noqa: E402
 from worker import ratelimit  # noqa: E402
 from worker.summarize import llm_client  # noqa: E402
 from worker.summarize.engines import OpenAICompatibleEngine  # noqa: E402

@@ -28,7 +28,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from tests.support import make_digest
+    from tests.helpers.factories import make_digest
     from worker import render
     from worker.models import Subscriber
 

@@ -1,6 +1,11 @@
+"""Fixtures every area uses: isolated outbox, a private Redis, a recording SMTP server, the SQLite file the
+worker subprocesses share, fast passwords and the fake OpenAI-compatible server."""
+
 import pytest
 
-from tests import support
+from tests.helpers.fake_openai import FakeOpenAI
+from tests.helpers.mail import smtp_server
+from tests.helpers.processes import redis_server
 
 
 @pytest.fixture(autouse=True)
@@ -22,14 +27,14 @@ def outbox(settings):
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    with support.redis_server(tmp_path_factory.mktemp("redis")) as url:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
 
 
 @pytest.fixture
 def smtp(settings):
     """A real SMTP server; Django's SMTP backend pointed at it."""
-    with support.smtp_server() as (controller, handler):
+    with smtp_server() as (controller, handler):
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
@@ -45,3 +50,38 @@ def django_db_modify_db_settings(tmp_path_factory):
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """Logins in tests hash with MD5: the real hasher's cost is for attackers, not for the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def fake_openai(settings):
+    """A running fake server, with settings pointed at it and the LLM module's caches reset."""
+    from worker import ratelimit
+    from worker.summarize import llm_client
+
+    server = FakeOpenAI().start()
+    settings.OPENAI_BASE_URL = server.url
+    settings.OPENAI_API_KEY = "test-key"
+    settings.NEWSDIGEST_LLM_MODEL = "fake-model"
+    settings.NEWSDIGEST_LLM_TIMEOUT = 5.0
+    settings.NEWSDIGEST_LLM_MAX_RETRIES = 2
+    settings.NEWSDIGEST_LLM_BACKOFF_BASE = 0.01
+    settings.NEWSDIGEST_LLM_BACKOFF_MAX = 0.05
+    settings.NEWSDIGEST_LLM_RPM = 0
+    settings.NEWSDIGEST_LLM_TPM = 0
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = ""
+    for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
+        cached.cache_clear()
+    llm_client._local_modes.clear()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for cached in (ratelimit.redis_client, llm_client._buckets, llm_client._client):
+            cached.cache_clear()
+        llm_client._local_modes.clear()

@@ -1,7 +1,7 @@
 """Newsdigest's state. The database is the source of truth; the broker only nudges.
 
 Every model with a `status` declares its moves in one place, `TRANSITIONS` ({from: {to, ...}}), and
-its docstring draws the same moves, one per line (tests/test_transitions.py keeps the two equal).
+its docstring draws the same moves, one per line (tests/structure/test_transitions.py keeps the two equal).
 Every status change goes through the model's guarded helper: `Model.transition(pk, ...)` for one row,
 `Model.objects.filter(...).transition(...)` for many. It refuses a move the model does not declare
 and is one UPDATE ... WHERE status IN (from) whose row count says whether this worker won, so

@@ -70,9 +70,10 @@ def _psql(url: str, sql: str) -> None:
 
 
 def run(args, tmp: Path) -> None:
-    from tests import support
+    from tests.helpers.mail import smtp_sink
+    from tests.helpers.processes import redis_server
 
-    with support.redis_server(tmp) as redis_url, support.smtp_sink(tmp / "sink.tsv") as port:
+    with redis_server(tmp) as redis_url, smtp_sink(tmp / "sink.tsv") as port:
         os.environ.update(REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}")
         import django
 
@@ -106,10 +107,10 @@ def run(args, tmp: Path) -> None:
 def _make_digest(n: int) -> int:
     from django.utils import timezone
 
-    from tests import support
+    from tests.helpers.factories import approved_digest
     from worker.models import Digest
 
-    digest = support.approved_digest(n)
+    digest = approved_digest(n)
     filler = "".join(f"<p>Paragraph {i}: {'lorem ipsum dolor sit amet ' * 6}</p>\n" for i in range(100))
     html = f"<html><body><p>Hello %%ND_NAME%%</p>{filler}<a href='%%ND_UNSUBSCRIBE%%'>unsubscribe</a></body></html>"
     text = "Hello %%ND_NAME%%\n" + "lorem ipsum dolor sit amet " * 100 + "\n%%ND_UNSUBSCRIBE%%\n"
@@ -145,11 +146,11 @@ def baseline(digest_id: int, count: int, port: int) -> float:
 
 
 def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path, record: Path) -> tuple[float, list[float]]:
-    from tests import support
+    from tests.helpers.processes import kill_group, start_worker
     from worker import deliver, tasks
     from worker.models import Digest
 
-    procs = [support.start_worker(env, tmp / f"w{workers}-{i}.log", 1, f"b{workers}-{i}") for i in range(workers)]
+    procs = [start_worker(env, tmp / f"w{workers}-{i}.log", 1, f"b{workers}-{i}") for i in range(workers)]
     try:
         started = time.perf_counter()
         deliver.begin_send(digest_id)
@@ -167,7 +168,7 @@ def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path, record: 
         return n / elapsed, list(peaks.values())
     finally:
         for proc in procs:
-            support.kill_group(proc)
+            kill_group(proc)
 
 
 def _group_peak_rss(pgid: int) -> float:

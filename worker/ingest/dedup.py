@@ -64,7 +64,7 @@ def lsh_shape(threshold: float) -> tuple[int, int]:
     minimising 0.1 x the false-positive area plus 0.9 x the false-negative area under the band
     S-curve, and exposes it as its public `b` and `r`. Only the shape is kept; the index itself lives
     in LshBucket rows, so the empty in-memory one is dropped. Stored buckets depend on this shape:
-    tests/test_dedup.py pins it."""
+    tests/ingest/test_dedup.py pins it."""
     index = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
     return index.b, index.r
 
