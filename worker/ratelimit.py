@@ -7,6 +7,8 @@ default runs everything in one process) a process-local bucket does the same job
 
 import threading
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from functools import cache
 
 import redis
@@ -56,6 +58,46 @@ tokens = math.min(capacity, math.min(capacity, tokens + (now - ts) * rate) + del
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
 return tostring(tokens)
+"""
+
+
+# KEYS: per bucket j, its hash (KEYS[2j-1]) and its block-until key (KEYS[2j]). ARGV: the number of
+# buckets B, then rate and capacity of each, then per message the count of its buckets followed by
+# their indices. Messages take one token from each of their buckets, in order, until one would wait.
+# Returns {messages granted, seconds until the next one may go (string, "0" when all were granted)}.
+_TAKE_IN_ORDER = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local nb = tonumber(ARGV[1])
+local rate, capacity, tokens, blocked = {}, {}, {}, {}
+for j = 1, nb do
+  rate[j], capacity[j] = tonumber(ARGV[2 * j]), tonumber(ARGV[2 * j + 1])
+  local saved = tonumber(redis.call('HGET', KEYS[2 * j - 1], 'tokens') or capacity[j])
+  local ts = tonumber(redis.call('HGET', KEYS[2 * j - 1], 'ts') or now)
+  tokens[j] = math.min(capacity[j], saved + (now - ts) * rate[j])
+  blocked[j] = tonumber(redis.call('GET', KEYS[2 * j]) or '0') - now
+end
+local pos, granted, wait = 2 * nb + 2, 0, 0
+while pos <= #ARGV do
+  local count = tonumber(ARGV[pos])
+  for k = 1, count do
+    local j = tonumber(ARGV[pos + k])
+    if blocked[j] > 0 then wait = math.max(wait, blocked[j])
+    elseif tokens[j] < 1 then wait = math.max(wait, (1 - tokens[j]) / rate[j]) end
+  end
+  if wait > 0 then break end
+  for k = 1, count do
+    local j = tonumber(ARGV[pos + k])
+    tokens[j] = tokens[j] - 1
+  end
+  granted = granted + 1
+  pos = pos + count + 1
+end
+for j = 1, nb do
+  redis.call('HSET', KEYS[2 * j - 1], 'tokens', tostring(tokens[j]), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[2 * j - 1], math.ceil(capacity[j] / rate[j]) + 60)
+end
+return {granted, tostring(wait)}
 """
 
 
@@ -128,3 +170,51 @@ class TokenBucket:
             now = time.monotonic()
             tokens = min(self.capacity, self._local["tokens"] + (now - self._local["ts"]) * self.rate)
             self._local.update(tokens=min(self.capacity, tokens + delta), ts=now)
+
+
+@cache
+def _take_in_order_script(client: redis.Redis):
+    return client.register_script(_TAKE_IN_ORDER)
+
+
+def take_in_order(demands: Sequence[Sequence[TokenBucket]]) -> tuple[int, float]:
+    """One token from each bucket of `demands[0]`, then of `demands[1]`, ... until one would have to wait;
+    a message takes all of its tokens or none. One Redis round trip for the lot (the buckets share one
+    client) instead of one per bucket and message.
+
+    Returns (how many leading demands were granted, seconds until the next one may go; 0 when all were).
+    """
+    buckets = list({id(b): b for demand in demands for b in demand}.values())
+    if not buckets:
+        return len(demands), 0.0
+    index = {id(b): j for j, b in enumerate(buckets, start=1)}
+    client = buckets[0].client
+    if client is not None:
+        if any(b.client is not client for b in buckets):
+            raise ValueError("take_in_order needs buckets that share one Redis client")
+        keys = [key for b in buckets for key in (b.name, f"{b.name}:blocked")]
+        args: list[float] = [len(buckets), *(v for b in buckets for v in (b.rate, b.capacity))]
+        for demand in demands:
+            args += [len(demand), *(index[id(b)] for b in demand)]
+        granted, wait = _take_in_order_script(client)(keys=keys, args=args)
+        return int(granted), float(wait)
+    with ExitStack() as stack:
+        for bucket in sorted(buckets, key=lambda b: b.name):  # one order, so two takers cannot deadlock
+            stack.enter_context(bucket._lock)
+        now = time.monotonic()
+        tokens = {id(b): min(b.capacity, b._local["tokens"] + (now - b._local["ts"]) * b.rate) for b in buckets}
+        granted, wait = 0, 0.0
+        for demand in demands:
+            for b in demand:
+                if b._local["blocked"] > now:
+                    wait = max(wait, b._local["blocked"] - now)
+                elif tokens[id(b)] < 1:
+                    wait = max(wait, (1 - tokens[id(b)]) / b.rate)
+            if wait > 0:
+                break
+            for b in demand:
+                tokens[id(b)] -= 1
+            granted += 1
+        for b in buckets:
+            b._local.update(tokens=tokens[id(b)], ts=now)
+        return granted, wait

@@ -8,6 +8,7 @@ still holds, so a row whose lease was taken over is left to its new owner.
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -70,6 +71,14 @@ def finish(delivery: Delivery, claimer: str, status: str, **fields) -> bool:
     """sending -> `status` for a row this worker still holds; False when its lease was taken over."""
     return bool(Delivery.objects.filter(pk=delivery.pk, claimed_by=claimer).transition(
         from_status=Delivery.Status.SENDING, to_status=status, **fields))
+
+
+def sent_mark(claimer: str) -> Callable[[int], bool]:
+    """`finish(row, claimer, SENT, sent_at=now, ...)` for the send loop: the guarded UPDATE is compiled once
+    per batch and run, and committed, once per message, right after the server's 250."""
+    move = Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
+                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"))
+    return lambda pk: bool(move(pk, claimed_by=claimer, sent_at=timezone.now(), lease_until=None, last_error=""))
 
 
 def release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:

@@ -9,6 +9,7 @@ import logging
 import random
 import smtplib
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,13 +23,14 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from .. import bounces, render
+from .. import bounces, ratelimit, render
 from ..models import Delivery, Digest, Subscriber
 from ..ratelimit import TokenBucket
-from .claims import claim, drop_unwanted, finish, finish_if_done, release, worker_name
+from .claims import claim, drop_unwanted, finish, finish_if_done, release, sent_mark, worker_name
 from .dkim import SignedEmailMessage
 
 log = logging.getLogger("newsdigest.deliver")
@@ -41,6 +43,12 @@ class DeliveryTransientError(Exception):
 def message_id(digest: Digest, subscriber: Subscriber) -> str:
     """Deterministic, so a re-send after a crash carries the same id and can be deduplicated."""
     return f"<nd.{digest.pk}.{subscriber.pk}@{settings.NEWSDIGEST_MESSAGE_ID_DOMAIN}>"
+
+
+def message_id_column() -> Concat:
+    """`message_id` computed by the database for a Delivery row, so one UPDATE marks a whole group."""
+    return Concat(Value("<nd."), Cast("digest_id", CharField()), Value("."), Cast("subscriber_id", CharField()),
+                  Value(f"@{settings.NEWSDIGEST_MESSAGE_ID_DOMAIN}>"), output_field=CharField())
 
 
 def one_line(value: str) -> str:
@@ -240,21 +248,32 @@ def _bucket(name: str, rate: float) -> TokenBucket:
 
 
 def throttle(email: str, timeout: float) -> float:
-    """Take a token from the global and the recipient domain's bucket (shared by all workers).
+    """`throttle_group` for one recipient: 0 when sending may go ahead, else roughly how long to come back later."""
+    granted, wait = throttle_group([email], timeout)
+    return 0.0 if granted else wait
 
-    Returns 0 when sending may go ahead, else roughly how long to come back later.
+
+def throttle_group(emails: Sequence[str], timeout: float) -> tuple[int, float]:
+    """Take a token for each recipient, in order, from the global and its domain's bucket (shared by all
+    workers), one Redis round trip per try rather than two per message; waits up to `timeout`.
+
+    Returns (how many leading recipients may be sent to now, roughly how long to come back for the rest).
     """
-    limits = [("global", settings.NEWSDIGEST_SEND_RATE),
-              (f"domain:{email.rpartition('@')[2].lower()}", settings.NEWSDIGEST_SEND_RATE_PER_DOMAIN)]
+    demands = [[_bucket(name, rate) for name, rate in (
+        ("global", settings.NEWSDIGEST_SEND_RATE),
+        (f"domain:{email.rpartition('@')[2].lower()}", settings.NEWSDIGEST_SEND_RATE_PER_DOMAIN)) if rate > 0]
+        for email in emails]
     deadline = time.monotonic() + timeout
-    for name, rate in limits:
-        if rate <= 0:
-            continue
-        while (wait := _bucket(name, rate).try_acquire()) > 0:
-            if time.monotonic() + wait > deadline:
-                return wait
-            time.sleep(wait)
-    return 0.0
+    granted = 0
+    while granted < len(demands):
+        taken, wait = ratelimit.take_in_order(demands[granted:])
+        granted += taken
+        if granted == len(demands):
+            break
+        if time.monotonic() + wait > deadline:
+            return granted, wait
+        time.sleep(wait)
+    return granted, 0.0
 
 
 def backoff(attempts: int) -> float:
@@ -309,18 +328,20 @@ def _retry_or_fail(delivery: Delivery, claimer: str, outcome: Outcome, result: B
 def _mark_in_flight(chunk: list[tuple[Delivery, EmailMultiAlternatives]], claimer: str) -> set[int]:
     """Write the Message-IDs of the next few messages in one durable commit, before any of them is
     sent: a crash from here on flags these rows (at most NEWSDIGEST_DELIVERY_INFLIGHT_GROUP) for re-send
-    as possible duplicates. Returns the ids of the rows still ours."""
-    for delivery, message in chunk:
-        delivery.message_id = message.extra_headers["Message-ID"]
-    mine = Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
+    as possible duplicates. One UPDATE whose ids the database computes (the messages carry the same,
+    `message_id`). Returns the ids of the rows still ours."""
+    mine = Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING,
+                                   pk__in=[d.pk for d, _ in chunk])
     with transaction.atomic():
         if _relaxed():
             with db_connection.cursor() as cursor:  # durable whatever the session says (see _relaxed_commits)
                 cursor.execute("SET LOCAL synchronous_commit TO on")
-        updated = mine.bulk_update([d for d, _ in chunk], ["message_id"])
+        updated = mine.update(message_id=message_id_column())
+    for delivery, message in chunk:
+        delivery.message_id = message.extra_headers["Message-ID"]
     if updated == len(chunk):
         return {d.pk for d, _ in chunk}
-    return set(mine.filter(pk__in=[d.pk for d, _ in chunk]).values_list("pk", flat=True))
+    return set(mine.values_list("pk", flat=True))
 
 
 def _relaxed() -> bool:
@@ -370,6 +391,7 @@ def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
     rows = drop_unwanted(rows, digest, claimer, result.counts)
     lease = settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS
     group = max(1, settings.NEWSDIGEST_DELIVERY_INFLIGHT_GROUP)
+    mark_sent = sent_mark(claimer)
     next_status_check = renew_at = time.monotonic()
     failed_since_reset = False
     index = 0
@@ -390,23 +412,25 @@ def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
             delivery.digest = digest
             chunk.append((delivery, build_message(digest, delivery.subscriber, rendered)))
         ours = _mark_in_flight(chunk, claimer)
-        for offset, (delivery, message) in enumerate(chunk):
-            if delivery.pk not in ours:
-                log.warning("delivery %s: lease lost before sending; left to its new owner", delivery.pk)
-                continue
-            if wait := throttle(delivery.subscriber.email, timeout=min(5.0, lease / 3)):
-                result.counts["released"] += release(rows[index + offset:], claimer, "rate limited", retry_in=wait)
-                index = len(rows)
-                break
+        lost = [d.pk for d, _ in chunk if d.pk not in ours]
+        if lost:
+            log.warning("deliveries %s: lease lost before sending; left to their new owner", lost)
+        sendable = [(d, m) for d, m in chunk if d.pk in ours]
+        granted, wait = throttle_group([d.subscriber.email for d, _ in sendable], timeout=min(5.0, lease / 3))
+        if granted < len(sendable):
+            result.counts["released"] += release([d for d, _ in sendable[granted:]] + rows[index + group:], claimer,
+                                                 "rate limited", retry_in=wait)
+            sendable, index = sendable[:granted], len(rows)
+        for offset, (delivery, message) in enumerate(sendable):
             try:
                 outcome = _mailer.send(message)
             except DeliveryTransientError as exc:
-                result.counts["released"] += release(rows[index + offset:], claimer, str(exc))
+                result.counts["released"] += release([d for d, _ in sendable[offset:]] + rows[index + group:],
+                                                     claimer, str(exc))
                 _record_failure(digest.pk, str(exc))
                 raise
             if outcome.kind == "sent":
-                if not finish(delivery, claimer, Delivery.Status.SENT, sent_at=timezone.now(), lease_until=None,
-                               last_error=""):
+                if not mark_sent(delivery.pk):
                     log.warning("delivery %s: sent after its lease was taken over; flagged", delivery.pk)
                     Delivery.objects.filter(pk=delivery.pk).update(possible_duplicate=True)
                 result.counts["sent"] += 1
