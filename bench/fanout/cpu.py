@@ -46,9 +46,10 @@ def main() -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     tmp = Path(tempfile.mkdtemp(prefix="nd-cpu-"))
-    from tests import support
+    from tests.helpers.mail import smtp_sink
+    from tests.helpers.processes import redis_server
 
-    with support.redis_server(tmp) as redis_url, support.smtp_sink(tmp / "sink.tsv") as port:
+    with redis_server(tmp) as redis_url, smtp_sink(tmp / "sink.tsv") as port:
         os.environ.update(
             DATABASE_URL=db_url, NEWSDIGEST_VAR_DIR=str(tmp / "var"), DJANGO_SETTINGS_MODULE="worker.settings",
             REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}", NEWSDIGEST_SEND_BATCH_SIZE=str(args.batch_size),

@@ -6,14 +6,15 @@ import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests import support
+from tests.helpers.factories import approved_digest
+from tests.helpers.processes import free_port
 from worker import deliver, ratelimit, render
 from worker.deliver import claims, sending
 from worker.models import Delivery, UndeclaredTransition
 
 
 def _sending_digest(subscribers: int):
-    digest = support.approved_digest(subscribers)
+    digest = approved_digest(subscribers)
     render.ensure_rendered(digest)
     deliver.begin_send(digest.pk)
     return digest, [pk for batch in deliver.fan_out(digest.pk) for pk in batch]
@@ -78,7 +79,7 @@ def bucket_client(request, redis_url):
 
 
 def _bucket(client, capacity: float) -> ratelimit.TokenBucket:
-    bucket = ratelimit.TokenBucket(f"test:{support.free_port()}", 0.001, capacity=capacity, client=client)
+    bucket = ratelimit.TokenBucket(f"test:{free_port()}", 0.001, capacity=capacity, client=client)
     if client is None:  # TokenBucket falls back to the shared Redis when given none; force the local one
         bucket.client = bucket._script = bucket._block = bucket._settle = None
     return bucket
@@ -104,7 +105,7 @@ def test_a_blocked_bucket_holds_the_whole_group(bucket_client):
 @pytest.mark.django_db
 def test_throttle_group_lets_through_the_recipients_whose_domains_have_tokens(settings):
     settings.NEWSDIGEST_SEND_RATE_PER_DOMAIN = 0.001
-    full, other = f"{support.free_port()}.example", f"{support.free_port()}.example"
+    full, other = f"{free_port()}.example", f"{free_port()}.example"
     assert sending.throttle_group([f"a@{full}", f"b@{other}", f"c@{full}", f"d@{other}"], timeout=0.1)[0] == 2
     assert sending.throttle_group([], timeout=0.1) == (0, 0.0)
     settings.NEWSDIGEST_SEND_RATE_PER_DOMAIN = 0
