@@ -578,15 +578,18 @@ def _dedupe_repeats(tokens: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- classification and merging
 
+def _never_actor(tokens: list[str]) -> bool:
+    """A date word, a news agency or a nationality: so are its parts, so no reading can make it an actor."""
+    words = fold(" ".join(tokens)).split()
+    return not words or len(words) == 1 and words[0] in _CALENDAR or all(w in _PUBLICATIONS for w in words) \
+        or all(w in _DEMONYMS for w in words)
+
+
 def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
     """The candidate's kind, or None when it is a place, a publication, a date or a bare adjective."""
     folded = fold(" ".join(tokens))
     words = folded.split()
-    if not words or any(w in _CALENDAR for w in words[:1]) and len(words) == 1:
-        return None
-    if folded in _PUBLICATIONS or words[-1] in _PUBLICATION_CUES or all(w in _PUBLICATIONS for w in words):
-        return None
-    if folded in _DEMONYMS or all(w in _DEMONYMS for w in words):
+    if _never_actor(tokens) or folded in _PUBLICATIONS or words[-1] in _PUBLICATION_CUES:
         return None
     labels = Counter(m.label for m in mentions if m.label)
     label = labels.most_common(1)[0][0] if labels else ""
@@ -1017,25 +1020,34 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     sentences = split_sentences(text) if sentences is None else sentences
     usable = [i for i, s in enumerate(sentences) if is_content(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
-    found = ner.entities([sentences[i] for i in usable]) if use_ner else None
+    # Dates, publications and nationalities never become actors, whatever the model says of them.
+    mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
+    use_ner = use_ner and ner.available()
+    # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
+    settled: dict[int, str] = {}
+    for k, mention in enumerate(mentions):
+        folded = fold(" ".join(mention.tokens))
+        if mention.start == 0 and sentences[mention.sentence][mention.end:].startswith(":") \
+                and folded in speakers | exclude:
+            # A speaker label is a name by the page's own layout, whatever the model makes of it.
+            settled[k] = "PERSON"
+        elif use_ner and (folded in _countries() or mention.acronym and mention.acronym == _initials(mention.tokens)):
+            # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
+            # than the small model, which misses some countries and splits such names.
+            settled[k] = "GPE" if folded in _countries() else "ORG"
+    asked = [k for k in range(len(mentions)) if k not in settled]
+    found = ner.span_entities(sentences, [(mentions[k].sentence, mentions[k].start, mentions[k].end)
+                                          for k in asked]) if use_ner else None
+    entities = dict(zip(asked, found, strict=True)) if found is not None else {}
     raw: dict[str, list[Mention]] = {}
-    for k, i in enumerate(usable):
-        for mention in _spans(sentences[i], i, lowercase_vocabulary):
-            label = mention.start == 0 and sentences[i][mention.end:].startswith(":")
-            folded = fold(" ".join(mention.tokens))
-            if label and folded in speakers | exclude:
-                # A speaker label is a name by the page's own layout, whatever the model makes of it.
-                mention.label = "PERSON"
-            elif found is not None and (folded in _countries()
-                                        or mention.acronym and mention.acronym == _initials(mention.tokens)):
-                # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
-                # than the small model, which misses some countries and splits such names.
-                mention.label = "GPE" if folded in _countries() else "ORG"
-            elif found is not None and (mention := _align(mention, sentences[i], found[k],
-                                                                      lowercase_vocabulary)) is None:
-                continue
-            mention.tokens = _dedupe_repeats(mention.tokens)
-            raw.setdefault(" ".join(mention.tokens), []).append(mention)
+    for k, mention in enumerate(mentions):
+        if k in settled:
+            mention.label = settled[k]
+        elif found is not None and (mention := _align(mention, sentences[mention.sentence], entities[k],
+                                                      lowercase_vocabulary)) is None:
+            continue
+        mention.tokens = _dedupe_repeats(mention.tokens)
+        raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
     places = {fold(name.split()[0]) for name, kind in kinds.items() if kind is None} | set(_countries())
