@@ -74,18 +74,18 @@ def span_entities(sentences: list[str], spans: list[tuple[int, int, int]],
     result: list[list[Entity] | None] = [None] * len(spans)
     first_seen: dict[str, int] = {}
     inside: dict[int, int] = {}  # span -> the earlier span whose words contain its words
-    fresh: list[int] = []
+    fresh: list[tuple[int, tuple[str, ...]]] = []
     for k, text in enumerate(texts):
         if text in first_seen:
             continue
         first_seen[text] = k
         words = _name_words(text)
-        host = next((j for j in fresh if _contains(_name_words(texts[j]), words)), None)
+        host = next((j for j, name in fresh if _contains(name, words)), None)
         if host is None:
-            fresh.append(k)
+            fresh.append((k, words))
         else:
             inside[k] = host
-    _read(nlp, sentences, spans, fresh, context, result)
+    _read(nlp, sentences, spans, [k for k, _ in fresh], context, result)
     unresolved = []
     for k, host in inside.items():
         words = _name_words(texts[k])
