@@ -253,9 +253,9 @@ _TITLES = frozenset(
     pope bishop archbishop cardinal rabbi imam father sister brother deputy acting interim former late
     foreign defence defense finance interior health justice education labour labor trade energy
     executive head leader coach inspector superintendent commissioner officer premier speaker councillor
-    councilor councilman councilwoman alderman grandmaster""".split()
+    councilor councilman councilwoman alderman grandmaster mme mlle""".split()
 )
-_HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx".split())
+_HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx mme mlle".split())
 _ORG_CUES = frozenset(
     """front party ministry council inc inc. ltd ltd. corp corp. corporation company co plc llc gmbh ag sa
     bank union agency association committee commission university institute authority foundation
@@ -481,7 +481,8 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
              end_char: int, index: int, lowercase_vocabulary: set[str]) -> Mention:
     initial = i == 0 or sentence[:tokens[i][1]].strip() in {"", '"', "“", "'", "‘", "("}
     # Sentence-initial capitals say nothing about names: drop leading common words ("The", "After").
-    if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
+    if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary
+                              or _sentence_opener(parts[0], len(parts))):
         parts = parts[1:]
     # "I" is capitalised everywhere and "She" at a sentence start: neither is ever a name.
     while parts and (parts[0].lower() in _PRONOUNS and not _is_acronym(parts[0]) or len(parts) == 1 == len(parts[0])):
@@ -516,7 +517,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     if len(following) > 1 and following[0] == "and" and tokens[j + 1][0][:1].isupper():
         # "Ukraine and Romania agreed": both ends of the pair are subjects.
         following = [t[0].lower() for t in tokens[j + 2:j + 6] if not t[0][:1].isupper()]
-    while following and following[0] in ("also", "has", "have", "had", "will", "would", "then", "now"):
+    # "Redouane consistently claimed": an adverb between the name and its verb.
+    while following and (following[0] in ("also", "has", "have", "had", "will", "would", "then", "now")
+                         or len(following[0]) > 4 and following[0].endswith("ly")):
         if len(following) == 1 or not following[1]:
             break
         following = following[1:]
@@ -566,6 +569,36 @@ _BARE_DESCRIBED = re.compile(
 _PRONOUNS = frozenset("i me my he him his she her we us our they them their it its you your this that".split())
 # "Fifteen-year-old Amara Diallo", "Teenager Amara Diallo": a description, not a first name.
 _AGE_PREFIX = re.compile(r"(?i)(?:[\w]+-year-old|teen|teenager|teenaged|veteran)")
+
+
+# Words that open a sentence and are no part of a name ("Suddenly Obama was here", "Whenever García ...").
+_OPENERS = frozenset(
+    """suddenly whenever wherever meanwhile however although though yesterday today tomorrow tonight earlier
+    later still instead nevertheless nonetheless furthermore moreover additionally finally eventually perhaps
+    maybe apparently unfortunately fortunately indeed thus hence therefore currently recently previously
+    initially ultimately""".split()
+)
+
+
+def _sentence_opener(word: str, run: int) -> bool:
+    """An adverb, or a gerund glued to a name ("Proroguing Parliament"), at the start of a sentence."""
+    lowered = word.lower()
+    return lowered in _OPENERS or run > 1 and len(lowered) > 6 and lowered.endswith("ing")
+
+
+def _common_noun(candidate: Candidate, vocabulary: set[str]) -> bool:
+    """A lone capitalised word the article also writes in lower case, or a bare title: "Order", "Pope", "Senates".
+
+    People are kept: a surname can be a word ("Key", "Hill") and the merge already had its chance.
+    """
+    if len(candidate.tokens) != 1 or candidate.kind == ActorKind.COUNTRY:
+        return False
+    word = candidate.tokens[0]
+    lowered = word.lower().rstrip(".")
+    if lowered in _TITLES | _PLACE_CUES:
+        return True
+    return candidate.kind != ActorKind.PERSON and not _is_acronym(word) \
+        and any(w in vocabulary or w in _TITLES for w in (lowered, lowered.removesuffix("s")))
 
 
 def _dedupe_repeats(tokens: list[str]) -> list[str]:
@@ -670,6 +703,11 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
                          and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
         if organisations:
             return max(organisations, key=lambda o: len(o.mentions))
+    if len(tokens) == 1 and name in _ORG_CUES and candidate.kind != ActorKind.PERSON:
+        # "the Court" after "the Supreme Court of Cassation": the body the article already named.
+        bodies = [o for o in merged if o.kind == ActorKind.ORGANISATION and name in {fold(t) for t in o.tokens}]
+        if bodies:
+            return max(bodies, key=lambda o: len(o.mentions))
     if len(tokens) <= 2 and candidate.kind in (ActorKind.PERSON, ActorKind.OTHER):
         return _person_for_partial(tokens, merged)
     return None
@@ -809,6 +847,19 @@ def _short(words: list[str], limit: int = 12) -> str:
     return " ".join(words)
 
 
+_SPEECH_THEN_QUOTE = re.compile(
+    r"^\s*(said|says|added|wrote|writes|warned|insisted|argued)\s*[,:]?\s*[\"“]\s*([^\"”]+)")
+
+
+def _quoted_before(sentence: str, end: int) -> str:
+    """ '... contact police by calling 101", said ...': the quotation closing at `end`, from its opening
+    quote or, when the sentence splitter cut it, from the start of the sentence."""
+    text = sentence[:end]
+    opening = max(text.rfind("“"), text.rfind('"'))
+    words = text[opening + 1:].strip().rstrip(",.").split()
+    return f"“{_short(words)}”" if len(words) >= 3 else ""
+
+
 def _quoted(sentence: str) -> str:
     quote = _QUOTE.match(sentence)
     return f"“{_short(quote.group(1).split())}”" if quote else ""
@@ -826,6 +877,9 @@ def _subject_phrase(mention: Mention, sentence: str) -> str:
     if after.lstrip().startswith(",") and _leading_descriptor(mention, sentence):
         # "The federation's president, Helen Marsh, announced ...": the comma closes the apposition.
         after = after.lstrip()[1:]
+    if spoken := _SPEECH_THEN_QUOTE.match(after):
+        # 'Najib Razak said, "We are in contact ..."': what was said is the action.
+        return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”"
     words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
@@ -878,7 +932,7 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     for mention in mentions:
         sentence = sentences[mention.sentence]
         spoken = _INVERTED_SPEECH.search(sentence[:mention.start])
-        if spoken and (quote := _quoted(sentence)):
+        if spoken and (quote := _quoted(sentence) or _quoted_before(sentence, spoken.start())):
             return f"{spoken.group(1)} {quote}", mention.sentence
     described = {w for m in mentions for w in m.described.split() + [t.lower() for t in m.titles]}
     past = bool(_PAST_MARKERS & (described | set(role.lower().split())))
@@ -969,7 +1023,8 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
         start, end = min(start, mention.start), max(end, mention.end)
     titles = {t.lower() for t in mention.titles}
     tokens = [_strip_possessive(t)[0] for t in _TOKEN.findall(sentence[start:end])]
-    while tokens and (tokens[0].lower() == "the" or tokens[0].lower() in titles):
+    while tokens and (tokens[0].lower() == "the" or tokens[0].lower() in titles
+                      or len(tokens) > 1 and mention.sentence_initial and _sentence_opener(tokens[0], len(tokens))):
         tokens.pop(0)
     while tokens and tokens[-1].lower() in _TRAILING_NOISE:
         tokens.pop()
@@ -1072,6 +1127,8 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
                 continue
             candidate.kind = ActorKind.ORGANISATION
         if candidate.kind != ActorKind.ORGANISATION and all(m.modifier for m in candidate.mentions):
+            continue
+        if _common_noun(candidate, lowercase_vocabulary):
             continue
         actors.append(candidate)
     # A speaker label may be a first name only ("Simon: ..." for Simon Ličen).
