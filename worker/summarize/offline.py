@@ -494,12 +494,14 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     # "Justice Ministry" and "European Space Agency" are names, not a title before a name.
     if not any(p.lower() in _ORG_CUES for p in parts):
         # "Transport Minister Helena Strand": everything up to the last title word is the title.
-        last_title = max((k for k, p in enumerate(parts[:-1]) if p.lower().rstrip(".") in _TITLES), default=-1)
+        last_title = max((k for k, p in enumerate(parts[:-1]) if _is_title(p)), default=-1)
         titles, parts = parts[:last_title + 1], parts[last_title + 1:]
         while parts and parts[0].lower() in _DEMONYMS:
             titles.append(parts.pop(0))
     while parts and parts[-1].lower() in _TRAILING_NOISE:
         parts.pop()
+    while len(parts) > 1 and _DESCRIBING_COMPOUND.fullmatch(parts[0]):
+        parts.pop(0)
     while parts and parts[0].lower() in _CALENDAR:
         parts.pop(0)
     previous = [t[0].lower() for t in tokens[max(0, i - 3):i]]
@@ -580,6 +582,15 @@ _OPENERS = frozenset(
 )
 
 
+# "Kurdish-led Syrian Democratic Forces", "Paris-based ...": a description before the name.
+_DESCRIBING_COMPOUND = re.compile(r"[\w'’]+-(?:led|backed|based|born|owned|run|funded|controlled|allied)")
+
+
+def _is_title(word: str) -> bool:
+    """ "Minister", "Dr.", "Secretary-General". """
+    return all(part in _TITLES for part in word.lower().rstrip(".").split("-"))
+
+
 def _sentence_opener(word: str, run: int) -> bool:
     """An adverb, or a gerund glued to a name ("Proroguing Parliament"), at the start of a sentence."""
     lowered = word.lower()
@@ -595,7 +606,9 @@ def _common_noun(candidate: Candidate, vocabulary: set[str]) -> bool:
         return False
     word = candidate.tokens[0]
     lowered = word.lower().rstrip(".")
-    if lowered in _TITLES | _PLACE_CUES:
+    singular = lowered.removesuffix("s")
+    if {lowered, singular} & (_TITLES | _PLACE_CUES) or lowered != singular and singular in _ORG_CUES:
+        # "Pope", "State", "Professors", "Senates".
         return True
     return candidate.kind != ActorKind.PERSON and not _is_acronym(word) \
         and any(w in vocabulary or w in _TITLES for w in (lowered, lowered.removesuffix("s")))
