@@ -837,7 +837,7 @@ _CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
 _SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
 _LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
 _QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
-_INVERTED_SPEECH = re.compile(r"[\"”’']\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
+_INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
 _PASSIVE_AGENT = re.compile(r"\b([a-z]+)\s+by\s+(?:[\w’'-]+\s+){0,4}$")
 _IRREGULAR_PARTICIPLES = {
     "led": "leads", "run": "runs", "held": "holds", "owned": "owns", "headed": "heads", "chaired": "chairs",
