@@ -1016,6 +1016,11 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     if not overlapping:
         return None
     entity = max(overlapping, key=lambda e: min(e.end, mention.end) - max(e.start, mention.start))
+    named = [e for e in overlapping if e.label in _NER_ACTOR_LABELS]
+    if len(named) > 1:
+        # "Washington State University Simon Ličen said": two names run together; the person, or
+        # else the one next to the verb, is the actor.
+        entity = next((e for e in reversed(named) if e.label == "PERSON"), named[-1] if mention.subject else entity)
     if entity.label not in _NER_ACTOR_LABELS:
         # A title or an introducing description ("The mayor, Agnes Molnar") outweighs the small
         # model's guess that the name is a place.
@@ -1030,7 +1035,7 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
     outside = _TOKEN.findall(sentence[mention.start:start] + " " + sentence[end:mention.end])
-    if any(not _weak(w, vocabulary) for w in outside):
+    if len(named) < 2 and any(not _weak(w, vocabulary) for w in outside):
         # The model cut a name short ("Solaris" of "Solaris Grid"): only ordinary words
         # ("Yesterday", "In") are trimmed off a name the rules read.
         start, end = min(start, mention.start), max(end, mention.end)
