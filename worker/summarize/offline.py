@@ -610,8 +610,7 @@ def _common_noun(candidate: Candidate, vocabulary: set[str]) -> bool:
     if {lowered, singular} & (_TITLES | _PLACE_CUES) or lowered != singular and singular in _ORG_CUES:
         # "Pope", "State", "Professors", "Senates".
         return True
-    return candidate.kind != ActorKind.PERSON and not _is_acronym(word) \
-        and any(w in vocabulary or w in _TITLES for w in (lowered, lowered.removesuffix("s")))
+    return candidate.kind != ActorKind.PERSON and not _is_acronym(word) and bool({lowered, singular} & vocabulary)
 
 
 def _dedupe_repeats(tokens: list[str]) -> list[str]:
