@@ -6,6 +6,7 @@ with the NER model loaded. Usage: python bench/bench_offline.py [COUNT]  (defaul
 """
 
 import json
+import os
 import resource
 import sys
 import time
@@ -13,6 +14,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "worker.settings")
+
+import django  # noqa: E402
+
+django.setup()  # worker.summarize imports the models
 
 from worker.summarize import ner, offline  # noqa: E402
 

@@ -253,9 +253,9 @@ _TITLES = frozenset(
     pope bishop archbishop cardinal rabbi imam father sister brother deputy acting interim former late
     foreign defence defense finance interior health justice education labour labor trade energy
     executive head leader coach inspector superintendent commissioner officer premier speaker councillor
-    councilor councilman councilwoman alderman grandmaster""".split()
+    councilor councilman councilwoman alderman grandmaster mme mlle""".split()
 )
-_HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx".split())
+_HONORIFICS = frozenset("mr mrs ms dr sir dame madam mx mme mlle".split())
 _ORG_CUES = frozenset(
     """front party ministry council inc inc. ltd ltd. corp corp. corporation company co plc llc gmbh ag sa
     bank union agency association committee commission university institute authority foundation
@@ -481,7 +481,8 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
              end_char: int, index: int, lowercase_vocabulary: set[str]) -> Mention:
     initial = i == 0 or sentence[:tokens[i][1]].strip() in {"", '"', "“", "'", "‘", "("}
     # Sentence-initial capitals say nothing about names: drop leading common words ("The", "After").
-    if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary):
+    if parts and initial and (parts[0].lower() in _STOPWORDS or parts[0].lower() in lowercase_vocabulary
+                              or _sentence_opener(parts[0], len(parts))):
         parts = parts[1:]
     # "I" is capitalised everywhere and "She" at a sentence start: neither is ever a name.
     while parts and (parts[0].lower() in _PRONOUNS and not _is_acronym(parts[0]) or len(parts) == 1 == len(parts[0])):
@@ -493,12 +494,14 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     # "Justice Ministry" and "European Space Agency" are names, not a title before a name.
     if not any(p.lower() in _ORG_CUES for p in parts):
         # "Transport Minister Helena Strand": everything up to the last title word is the title.
-        last_title = max((k for k, p in enumerate(parts[:-1]) if p.lower().rstrip(".") in _TITLES), default=-1)
+        last_title = max((k for k, p in enumerate(parts[:-1]) if _is_title(p)), default=-1)
         titles, parts = parts[:last_title + 1], parts[last_title + 1:]
         while parts and parts[0].lower() in _DEMONYMS:
             titles.append(parts.pop(0))
     while parts and parts[-1].lower() in _TRAILING_NOISE:
         parts.pop()
+    while len(parts) > 1 and _DESCRIBING_COMPOUND.fullmatch(parts[0]):
+        parts.pop(0)
     while parts and parts[0].lower() in _CALENDAR:
         parts.pop(0)
     previous = [t[0].lower() for t in tokens[max(0, i - 3):i]]
@@ -516,7 +519,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     if len(following) > 1 and following[0] == "and" and tokens[j + 1][0][:1].isupper():
         # "Ukraine and Romania agreed": both ends of the pair are subjects.
         following = [t[0].lower() for t in tokens[j + 2:j + 6] if not t[0][:1].isupper()]
-    while following and following[0] in ("also", "has", "have", "had", "will", "would", "then", "now"):
+    # "Redouane consistently claimed": an adverb between the name and its verb.
+    while following and (following[0] in ("also", "has", "have", "had", "will", "would", "then", "now")
+                         or len(following[0]) > 4 and following[0].endswith("ly")):
         if len(following) == 1 or not following[1]:
             break
         following = following[1:]
@@ -568,6 +573,46 @@ _PRONOUNS = frozenset("i me my he him his she her we us our they them their it i
 _AGE_PREFIX = re.compile(r"(?i)(?:[\w]+-year-old|teen|teenager|teenaged|veteran)")
 
 
+# Words that open a sentence and are no part of a name ("Suddenly Obama was here", "Whenever García ...").
+_OPENERS = frozenset(
+    """suddenly whenever wherever meanwhile however although though yesterday today tomorrow tonight earlier
+    later still instead nevertheless nonetheless furthermore moreover additionally finally eventually perhaps
+    maybe apparently unfortunately fortunately indeed thus hence therefore currently recently previously
+    initially ultimately""".split()
+)
+
+
+# "Kurdish-led Syrian Democratic Forces", "Paris-based ...": a description before the name.
+_DESCRIBING_COMPOUND = re.compile(r"[\w'’]+-(?:led|backed|based|born|owned|run|funded|controlled|allied)")
+
+
+def _is_title(word: str) -> bool:
+    """ "Minister", "Dr.", "Secretary-General". """
+    return all(part in _TITLES for part in word.lower().rstrip(".").split("-"))
+
+
+def _sentence_opener(word: str, run: int) -> bool:
+    """An adverb, or a gerund glued to a name ("Proroguing Parliament"), at the start of a sentence."""
+    lowered = word.lower()
+    return lowered in _OPENERS or run > 1 and len(lowered) > 6 and lowered.endswith("ing")
+
+
+def _common_noun(candidate: Candidate, vocabulary: set[str]) -> bool:
+    """A lone capitalised word the article also writes in lower case, or a bare title: "Order", "Pope", "Senates".
+
+    People are kept: a surname can be a word ("Key", "Hill") and the merge already had its chance.
+    """
+    if len(candidate.tokens) != 1 or candidate.kind == ActorKind.COUNTRY:
+        return False
+    word = candidate.tokens[0]
+    lowered = word.lower().rstrip(".")
+    singular = lowered.removesuffix("s")
+    if {lowered, singular} & (_TITLES | _PLACE_CUES) or lowered != singular and singular in _ORG_CUES:
+        # "Pope", "State", "Professors", "Senates".
+        return True
+    return candidate.kind != ActorKind.PERSON and not _is_acronym(word) and bool({lowered, singular} & vocabulary)
+
+
 def _dedupe_repeats(tokens: list[str]) -> list[str]:
     # Scraped text sometimes doubles a name ("Ahmad Massoud Ahmad Massoud").
     half = len(tokens) // 2
@@ -578,15 +623,18 @@ def _dedupe_repeats(tokens: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- classification and merging
 
+def _never_actor(tokens: list[str]) -> bool:
+    """A date word, a news agency or a nationality: so are its parts, so no reading can make it an actor."""
+    words = fold(" ".join(tokens)).split()
+    return not words or len(words) == 1 and words[0] in _CALENDAR or all(w in _PUBLICATIONS for w in words) \
+        or all(w in _DEMONYMS for w in words)
+
+
 def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
     """The candidate's kind, or None when it is a place, a publication, a date or a bare adjective."""
     folded = fold(" ".join(tokens))
     words = folded.split()
-    if not words or any(w in _CALENDAR for w in words[:1]) and len(words) == 1:
-        return None
-    if folded in _PUBLICATIONS or words[-1] in _PUBLICATION_CUES or all(w in _PUBLICATIONS for w in words):
-        return None
-    if folded in _DEMONYMS or all(w in _DEMONYMS for w in words):
+    if _never_actor(tokens) or folded in _PUBLICATIONS or words[-1] in _PUBLICATION_CUES:
         return None
     labels = Counter(m.label for m in mentions if m.label)
     label = labels.most_common(1)[0][0] if labels else ""
@@ -667,6 +715,11 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
                          and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
         if organisations:
             return max(organisations, key=lambda o: len(o.mentions))
+    if len(tokens) == 1 and name in _ORG_CUES and candidate.kind != ActorKind.PERSON:
+        # "the Court" after "the Supreme Court of Cassation": the body the article already named.
+        bodies = [o for o in merged if o.kind == ActorKind.ORGANISATION and name in {fold(t) for t in o.tokens}]
+        if bodies:
+            return max(bodies, key=lambda o: len(o.mentions))
     if len(tokens) <= 2 and candidate.kind in (ActorKind.PERSON, ActorKind.OTHER):
         return _person_for_partial(tokens, merged)
     return None
@@ -783,7 +836,7 @@ _CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
 _SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
 _LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
 _QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
-_INVERTED_SPEECH = re.compile(r"[\"”’']\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
+_INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
 _PASSIVE_AGENT = re.compile(r"\b([a-z]+)\s+by\s+(?:[\w’'-]+\s+){0,4}$")
 _IRREGULAR_PARTICIPLES = {
     "led": "leads", "run": "runs", "held": "holds", "owned": "owns", "headed": "heads", "chaired": "chairs",
@@ -806,6 +859,19 @@ def _short(words: list[str], limit: int = 12) -> str:
     return " ".join(words)
 
 
+_SPEECH_THEN_QUOTE = re.compile(
+    r"^\s*(said|says|added|wrote|writes|warned|insisted|argued)\s*[,:]?\s*[\"“]\s*([^\"”]+)")
+
+
+def _quoted_before(sentence: str, end: int) -> str:
+    """ '... contact police by calling 101", said ...': the quotation closing at `end`, from its opening
+    quote or, when the sentence splitter cut it, from the start of the sentence."""
+    text = sentence[:end]
+    opening = max(text.rfind("“"), text.rfind('"'))
+    words = text[opening + 1:].strip().rstrip(",.").split()
+    return f"“{_short(words)}”" if len(words) >= 3 else ""
+
+
 def _quoted(sentence: str) -> str:
     quote = _QUOTE.match(sentence)
     return f"“{_short(quote.group(1).split())}”" if quote else ""
@@ -823,6 +889,9 @@ def _subject_phrase(mention: Mention, sentence: str) -> str:
     if after.lstrip().startswith(",") and _leading_descriptor(mention, sentence):
         # "The federation's president, Helen Marsh, announced ...": the comma closes the apposition.
         after = after.lstrip()[1:]
+    if spoken := _SPEECH_THEN_QUOTE.match(after):
+        # 'Najib Razak said, "We are in contact ..."': what was said is the action.
+        return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”"
     words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
@@ -875,7 +944,7 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     for mention in mentions:
         sentence = sentences[mention.sentence]
         spoken = _INVERTED_SPEECH.search(sentence[:mention.start])
-        if spoken and (quote := _quoted(sentence)):
+        if spoken and (quote := _quoted(sentence) or _quoted_before(sentence, spoken.start())):
             return f"{spoken.group(1)} {quote}", mention.sentence
     described = {w for m in mentions for w in m.described.split() + [t.lower() for t in m.titles]}
     past = bool(_PAST_MARKERS & (described | set(role.lower().split())))
@@ -946,6 +1015,11 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     if not overlapping:
         return None
     entity = max(overlapping, key=lambda e: min(e.end, mention.end) - max(e.start, mention.start))
+    named = [e for e in overlapping if e.label in _NER_ACTOR_LABELS]
+    if len(named) > 1:
+        # "Washington State University Simon Ličen said": two names run together; the person, or
+        # else the one next to the verb, is the actor.
+        entity = next((e for e in reversed(named) if e.label == "PERSON"), named[-1] if mention.subject else entity)
     if entity.label not in _NER_ACTOR_LABELS:
         # A title or an introducing description ("The mayor, Agnes Molnar") outweighs the small
         # model's guess that the name is a place.
@@ -960,13 +1034,14 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
     outside = _TOKEN.findall(sentence[mention.start:start] + " " + sentence[end:mention.end])
-    if any(not _weak(w, vocabulary) for w in outside):
+    if len(named) < 2 and any(not _weak(w, vocabulary) for w in outside):
         # The model cut a name short ("Solaris" of "Solaris Grid"): only ordinary words
         # ("Yesterday", "In") are trimmed off a name the rules read.
         start, end = min(start, mention.start), max(end, mention.end)
     titles = {t.lower() for t in mention.titles}
     tokens = [_strip_possessive(t)[0] for t in _TOKEN.findall(sentence[start:end])]
-    while tokens and (tokens[0].lower() == "the" or tokens[0].lower() in titles):
+    while tokens and (tokens[0].lower() == "the" or tokens[0].lower() in titles
+                      or len(tokens) > 1 and mention.sentence_initial and _sentence_opener(tokens[0], len(tokens))):
         tokens.pop(0)
     while tokens and tokens[-1].lower() in _TRAILING_NOISE:
         tokens.pop()
@@ -1017,25 +1092,34 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     sentences = split_sentences(text) if sentences is None else sentences
     usable = [i for i, s in enumerate(sentences) if is_content(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
-    found = ner.entities([sentences[i] for i in usable]) if use_ner else None
+    # Dates, publications and nationalities never become actors, whatever the model says of them.
+    mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
+    use_ner = use_ner and ner.available()
+    # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
+    settled: dict[int, str] = {}
+    for k, mention in enumerate(mentions):
+        folded = fold(" ".join(mention.tokens))
+        if mention.start == 0 and sentences[mention.sentence][mention.end:].startswith(":") \
+                and folded in speakers | exclude:
+            # A speaker label is a name by the page's own layout, whatever the model makes of it.
+            settled[k] = "PERSON"
+        elif use_ner and (folded in _countries() or mention.acronym and mention.acronym == _initials(mention.tokens)):
+            # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
+            # than the small model, which misses some countries and splits such names.
+            settled[k] = "GPE" if folded in _countries() else "ORG"
+    asked = [k for k in range(len(mentions)) if k not in settled]
+    found = ner.span_entities(sentences, [(mentions[k].sentence, mentions[k].start, mentions[k].end)
+                                          for k in asked]) if use_ner else None
+    entities = dict(zip(asked, found, strict=True)) if found is not None else {}
     raw: dict[str, list[Mention]] = {}
-    for k, i in enumerate(usable):
-        for mention in _spans(sentences[i], i, lowercase_vocabulary):
-            label = mention.start == 0 and sentences[i][mention.end:].startswith(":")
-            folded = fold(" ".join(mention.tokens))
-            if label and folded in speakers | exclude:
-                # A speaker label is a name by the page's own layout, whatever the model makes of it.
-                mention.label = "PERSON"
-            elif found is not None and (folded in _countries()
-                                        or mention.acronym and mention.acronym == _initials(mention.tokens)):
-                # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
-                # than the small model, which misses some countries and splits such names.
-                mention.label = "GPE" if folded in _countries() else "ORG"
-            elif found is not None and (mention := _align(mention, sentences[i], found[k],
-                                                                      lowercase_vocabulary)) is None:
-                continue
-            mention.tokens = _dedupe_repeats(mention.tokens)
-            raw.setdefault(" ".join(mention.tokens), []).append(mention)
+    for k, mention in enumerate(mentions):
+        if k in settled:
+            mention.label = settled[k]
+        elif found is not None and (mention := _align(mention, sentences[mention.sentence], entities[k],
+                                                      lowercase_vocabulary)) is None:
+            continue
+        mention.tokens = _dedupe_repeats(mention.tokens)
+        raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
     places = {fold(name.split()[0]) for name, kind in kinds.items() if kind is None} | set(_countries())
@@ -1060,6 +1144,8 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
                 continue
             candidate.kind = ActorKind.ORGANISATION
         if candidate.kind != ActorKind.ORGANISATION and all(m.modifier for m in candidate.mentions):
+            continue
+        if _common_noun(candidate, lowercase_vocabulary):
             continue
         actors.append(candidate)
     # A speaker label may be a first name only ("Simon: ..." for Simon Ličen).
