@@ -6,6 +6,7 @@ Production sets DATABASE_URL, REDIS_URL, OPENAI_API_KEY and EMAIL_URL (or anymai
 """
 
 import os
+import tempfile
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -50,10 +51,18 @@ def _secret_key() -> str:
 
     VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = get_random_secret_key()
-    # Created owner-only (not written world-readable and chmod-ed after: someone could open it in between).
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    # Written whole to an owner-only temporary file (mkstemp: 0600, never world-readable), then linked
+    # into place: processes starting together (a worker pool, the tests' two workers) either win the
+    # link or read the winner's complete key; none sees a half-written file or fails on FileExistsError.
+    fd, tmp = tempfile.mkstemp(dir=VAR_DIR, prefix=".secret_key.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        os.link(tmp, key_file)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    finally:
+        os.unlink(tmp)
     return key
 
 

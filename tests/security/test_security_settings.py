@@ -50,6 +50,27 @@ def test_the_embedded_default_generates_a_private_secret_key_file(tmp_path):
     assert start(tmp_path).returncode == 0  # and reuses it
 
 
+def test_a_process_that_loses_the_race_for_the_key_file_reads_the_winners_key(tmp_path, monkeypatch):
+    """Workers starting together: one writes the key file while another is between its check and its
+    write. The loser must neither crash on the existing file nor use a key of its own."""
+    from django.core.management import utils
+
+    from worker import settings as worker_settings
+
+    winner = "w" * 50
+    generate = utils.get_random_secret_key
+
+    def generate_while_another_process_wins() -> str:
+        (tmp_path / "secret_key").write_text(winner)
+        return generate()
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setattr(worker_settings, "VAR_DIR", tmp_path)
+    monkeypatch.setattr(utils, "get_random_secret_key", generate_while_another_process_wins)
+    assert worker_settings._secret_key() == winner
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary file left behind
+
+
 def test_a_random_key_of_fifty_characters_starts(tmp_path):
     assert start(tmp_path, SECRET_KEY=RANDOM_KEY).returncode == 0
 
