@@ -7,6 +7,7 @@ the server's 250, so the only possible double send is a crash in between; the sw
 
 import logging
 import random
+import re
 import smtplib
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
-from functools import cache
+from functools import cache, lru_cache
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -98,8 +99,19 @@ def _phrase(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# An address that is already a bare ASCII addr-spec (what `parseaddr` would return unchanged).
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+@lru_cache(maxsize=256)  # the same From for every message of a digest: parsed once, not per message
 def _envelope_address(address: str, encoding: str) -> str:
-    """The bare address for MAIL FROM / RCPT TO; Django's full sanitising only when it is not plain ASCII."""
+    """The bare address for MAIL FROM / RCPT TO; Django's full sanitising only when it is not plain ASCII.
+
+    A bare address (a subscriber's RCPT TO, a VERP return path) is returned as is: `parseaddr`, the
+    costliest step of the envelope, would return it unchanged.
+    """
+    if _BARE_ADDRESS.fullmatch(address):
+        return address
     if address.isascii():
         return parseaddr(address)[1] or address
     return sanitize_address(address, encoding)
