@@ -77,8 +77,9 @@ def sent_mark(claimer: str) -> Callable[[int], bool]:
     """`finish(row, claimer, SENT, sent_at=now, ...)` for the send loop: the guarded UPDATE is compiled once
     per batch and run, and committed, once per message, right after the server's 250."""
     move = Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
-                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"))
-    return lambda pk: bool(move(pk, claimed_by=claimer, sent_at=timezone.now(), lease_until=None, last_error=""))
+                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"),
+                                   fixed={"claimed_by": claimer, "lease_until": None, "last_error": ""})
+    return lambda pk: bool(move(pk, sent_at=timezone.now()))
 
 
 def release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:

@@ -84,6 +84,7 @@ def build_message(
         headers=headers,
         connection=connection,
     )
+    message.envelope_recipients = [email]  # RCPT TO as it is, rather than parsed back out of the To header
     if not test and (return_path := bounces.return_path(digest.pk, subscriber.pk)):
         message.return_path = return_path  # VERP envelope sender for SMTP; ESPs report bounces by webhook
     if subscriber.format == Subscriber.Format.HTML:
@@ -203,7 +204,7 @@ class Mailer:
             code, reply = smtp.mail(sender)
             if code != 250:
                 return self._reject(smtp, code, reply)
-            for recipient in message.recipients():
+            for recipient in getattr(message, "envelope_recipients", None) or message.recipients():
                 code, reply = smtp.rcpt(_envelope_address(recipient, encoding))
                 if code not in (250, 251):
                     outcome = self._reject(smtp, code, reply)
