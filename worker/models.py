@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 from django.db.models.functions import Lower
 from django.utils.timezone import now
 
@@ -69,7 +70,8 @@ class StatusModel(models.Model):
 
         The same guarded UPDATE ... WHERE pk AND status IN (from) [AND each `match` column = its value],
         setting each of `fields`; the move is checked here, before any row is touched. `fixed` gives the
-        values of some of those columns once (prepared here), `move` takes the others. It exists for the
+        values of some of those columns once (prepared here), `move` takes the others (and may be given an
+        open `cursor` to run on). It exists for the
         send loop, whose per-message `sent` mark paid more for building the ORM query than for running it.
         """
         sources = [from_status] if isinstance(from_status, str) else list(from_status)
@@ -96,12 +98,15 @@ class StatusModel(models.Model):
                + f" WHERE {quote(meta.pk.column)} = %s AND {quote(status.column)} IN ({placeholders})"
                + "".join(f" AND {quote(field.column)} = %s" for field in matching))
 
-        def move(pk: int, **values: Any) -> int:
+        def move(pk: int, *, cursor: CursorWrapper | None = None, **values: Any) -> int:
             if values.keys() != needed:
                 raise TypeError(f"{cls.__name__}.row_transition needs exactly {[f.name for f in variable]}")
             given = prepared | {field.name: prepare(field, values[field.name]) for field in variable}
             params = [to_status, *(given[field.name] for field in setting), pk, *sources,
                       *(given[field.name] for field in matching)]
+            if cursor is not None:  # a caller's open cursor: a new one per statement cost as much as the UPDATE
+                cursor.execute(sql, params)
+                return cursor.rowcount
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.rowcount

@@ -23,6 +23,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
 
@@ -330,7 +331,7 @@ def _retry_or_fail(delivery: Delivery, claimer: str, outcome: Outcome, result: B
         result.retry_in = max(result.retry_in, delay)
 
 
-def in_flight_mark(claimer: str) -> Callable[[list[int]], set[int]]:
+def in_flight_mark(claimer: str, cursor: CursorWrapper) -> Callable[[list[int]], set[int]]:
     """`mark(ids)` writes the Message-IDs of the next few rows still ours in one durable commit, before any
     of them is sent: a crash from here on flags these rows (at most NEWSDIGEST_DELIVERY_INFLIGHT_GROUP) for
     re-send as possible duplicates. Returns the ids of the rows still ours.
@@ -356,9 +357,8 @@ def in_flight_mark(claimer: str) -> Callable[[list[int]], set[int]]:
     fixed = ["<nd.", f"@{settings.NEWSDIGEST_MESSAGE_ID_DOMAIN}>", claimer, Delivery.Status.SENDING]
 
     def mark(ids: list[int]) -> set[int]:
-        with db_connection.cursor() as cursor:
-            cursor.execute(head + ", ".join(["%s"] * len(ids)) + tail, [*fixed, *ids])
-            return {pk for (pk,) in cursor.fetchall()}
+        cursor.execute(head + ", ".join(["%s"] * len(ids)) + tail, [*fixed, *ids])
+        return {pk for (pk,) in cursor.fetchall()}
 
     return mark
 
@@ -399,18 +399,19 @@ def send_batch(delivery_ids: list[int]) -> BatchResult:
     rows = claim(delivery_ids, claimer)
     if not rows:
         return BatchResult()
-    with _relaxed_commits():
-        return _send_rows(rows, claimer)
+    # One cursor for the batch's per-message statements: opening one per statement cost as much as running it.
+    with _relaxed_commits(), db_connection.cursor() as cursor:
+        return _send_rows(rows, claimer, cursor)
 
 
-def _send_rows(rows: list[Delivery], claimer: str) -> BatchResult:
+def _send_rows(rows: list[Delivery], claimer: str, cursor: CursorWrapper) -> BatchResult:
     result = BatchResult()
     digest = Digest.objects.select_related("newsletter").get(pk=rows[0].digest_id)
     rendered = render.ensure_rendered(digest)
     rows = drop_unwanted(rows, digest, claimer, result.counts)
     lease = settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS
     group = max(1, settings.NEWSDIGEST_DELIVERY_INFLIGHT_GROUP)
-    mark_sent, mark_in_flight = sent_mark(claimer), in_flight_mark(claimer)
+    mark_sent, mark_in_flight = sent_mark(claimer, cursor), in_flight_mark(claimer, cursor)
     next_status_check = renew_at = time.monotonic()
     failed_since_reset = False
     index = 0
