@@ -11,11 +11,12 @@ redelivered tasks and double triggers are harmless.
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 from django.db.models.functions import Lower
 from django.utils.timezone import now
 
@@ -64,11 +65,13 @@ class StatusModel(models.Model):
 
     @classmethod
     def row_transition(cls, *, from_status: str | Iterable[str], to_status: str, match: Iterable[str] = (),
-                       fields: Iterable[str] = ()) -> Callable[..., int]:
+                       fields: Iterable[str] = (), fixed: Mapping[str, Any] | None = None) -> Callable[..., int]:
         """`transition(pk, ...)` compiled once: returns `move(pk, **values)` -> 1 if row `pk` moved, else 0.
 
         The same guarded UPDATE ... WHERE pk AND status IN (from) [AND each `match` column = its value],
-        setting each of `fields`; the move is checked here, before any row is touched. It exists for the
+        setting each of `fields`; the move is checked here, before any row is touched. `fixed` gives the
+        values of some of those columns once (prepared here), `move` takes the others (and may be given an
+        open `cursor` to run on). It exists for the
         send loop, whose per-message `sent` mark paid more for building the ORM query than for running it.
         """
         sources = [from_status] if isinstance(from_status, str) else list(from_status)
@@ -76,6 +79,18 @@ class StatusModel(models.Model):
         meta, quote = cls._meta, connection.ops.quote_name
         setting = [meta.get_field(name) for name in fields]
         matching = [meta.get_field(name) for name in match]
+        fixed = dict(fixed or {})
+        if unknown := fixed.keys() - {field.name for field in setting + matching}:
+            raise TypeError(f"{cls.__name__}.row_transition: {sorted(unknown)} are neither set nor matched")
+
+        def prepare(field: models.Field, value: Any) -> Any:
+            if field in setting:
+                return field.get_db_prep_save(value, connection)
+            return field.get_db_prep_value(value, connection)
+
+        prepared = {name: prepare(meta.get_field(name), value) for name, value in fixed.items()}
+        variable = [field for field in setting + matching if field.name not in fixed]
+        needed = {field.name for field in variable}
         status = meta.get_field("status")
         placeholders = ", ".join(["%s"] * len(sources))
         sql = (f"UPDATE {quote(meta.db_table)} SET {quote(status.column)} = %s"
@@ -83,11 +98,15 @@ class StatusModel(models.Model):
                + f" WHERE {quote(meta.pk.column)} = %s AND {quote(status.column)} IN ({placeholders})"
                + "".join(f" AND {quote(field.column)} = %s" for field in matching))
 
-        def move(pk: int, **values: Any) -> int:
-            if values.keys() != {field.name for field in setting + matching}:
-                raise TypeError(f"{cls.__name__}.row_transition needs exactly {[f.name for f in setting + matching]}")
-            params = [to_status, *(field.get_db_prep_save(values[field.name], connection) for field in setting),
-                      pk, *sources, *(field.get_db_prep_value(values[field.name], connection) for field in matching)]
+        def move(pk: int, *, cursor: CursorWrapper | None = None, **values: Any) -> int:
+            if values.keys() != needed:
+                raise TypeError(f"{cls.__name__}.row_transition needs exactly {[f.name for f in variable]}")
+            given = prepared | {field.name: prepare(field, values[field.name]) for field in variable}
+            params = [to_status, *(given[field.name] for field in setting), pk, *sources,
+                      *(given[field.name] for field in matching)]
+            if cursor is not None:  # a caller's open cursor: a new one per statement cost as much as the UPDATE
+                cursor.execute(sql, params)
+                return cursor.rowcount
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.rowcount

@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -73,12 +74,14 @@ def finish(delivery: Delivery, claimer: str, status: str, **fields) -> bool:
         from_status=Delivery.Status.SENDING, to_status=status, **fields))
 
 
-def sent_mark(claimer: str) -> Callable[[int], bool]:
+def sent_mark(claimer: str, cursor: CursorWrapper | None = None) -> Callable[[int], bool]:
     """`finish(row, claimer, SENT, sent_at=now, ...)` for the send loop: the guarded UPDATE is compiled once
-    per batch and run, and committed, once per message, right after the server's 250."""
+    per batch and run, and committed, once per message, right after the server's 250 (on `cursor`, the
+    batch's, when given)."""
     move = Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
-                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"))
-    return lambda pk: bool(move(pk, claimed_by=claimer, sent_at=timezone.now(), lease_until=None, last_error=""))
+                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"),
+                                   fixed={"claimed_by": claimer, "lease_until": None, "last_error": ""})
+    return lambda pk: bool(move(pk, cursor=cursor, sent_at=timezone.now()))
 
 
 def release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:
