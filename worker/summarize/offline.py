@@ -21,7 +21,7 @@ from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
 
-ENGINE_VERSION = "offline-5"
+ENGINE_VERSION = "offline-6"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -1018,8 +1018,6 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     overlapping = [e for e in entities if e.start < mention.end and e.end > mention.start]
     if not overlapping:
         # The small model, reading a few words of context, misses some names outright ("Cardinal
-        # Marc Ouellet of the Holy See said"); a personal title before a full name settles it.
-        # The small model, reading a few words of context, misses some names outright ("Cardinal
         # Marc Ouellet of the Holy See said", "Isabel Ruiz"): a name of two or more proper words,
         # none of them an ordinary or place word, stays as the rules read it. A model that sees a
         # different kind of span there (a date, a work) still overrules them below.
@@ -1071,7 +1069,7 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
 
 
 def _proper_name(mention: Mention, vocabulary: set[str]) -> bool:
-    """Two or more proper words, none an ordinary, title-less place or date word ("Aner Shalev")."""
+    """Two or more proper words, none of them a common, title, date or place word ("Aner Shalev")."""
     return len(mention.tokens) >= 2 and not mention.locative \
         and not any(_weak(t, vocabulary) or t.lower() in _PLACE_CUES for t in mention.tokens)
 
