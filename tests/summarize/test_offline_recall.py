@@ -57,3 +57,19 @@ def test_no_action_no_actor_still_holds():
             "the new wing, which was paid for in part by donations from Harriet Vance Okafor.")
     sentences = split_sentences(text)
     assert all(a.action.split() and not a.action.startswith("is named") for a in extract_actors(text, sentences))
+
+
+def test_a_body_acting_through_its_spokeswoman_is_an_actor_with_what_was_said():
+    text = ("Harbourline Shipping will close its Valmora depot in March, putting 300 jobs at risk. "
+            "Harbourline Shipping's spokeswoman said the depot had lost money for five years. "
+            "Unions at the depot called the decision a betrayal.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert actors["Harbourline Shipping"].action == "said the depot had lost money for five years"
+    assert actors["Harbourline Shipping"].evidence.startswith("Harbourline Shipping's spokeswoman said")
+
+
+def test_a_possessive_without_a_spokesperson_is_not_speech():
+    text = ("Harbourline Shipping will close its Valmora depot in March. "
+            "Harbourline Shipping's depot said goodbye to its last ship on Friday.")
+    actors = {a.name: a for a in extract_actors(text)}
+    assert "goodbye" not in getattr(actors.get("Harbourline Shipping"), "action", "")

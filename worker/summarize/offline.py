@@ -926,6 +926,9 @@ def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
     return f"{verb} {_short(target, 8)}" if verb and target else ""
 
 
+_PROXY = re.compile(r"^(?:['’]s)?\s+(?:[a-z-]+\s+){0,2}?(?:spokes(?:man|woman|person)|office|lawyers?|attorneys?|"
+                    r"representatives?|ministry|press secretary)\s+(?:(?:has|have|had|also)\s+)?"
+                    r"(said|says|told|added|confirmed|announced|denied|wrote|stated|declined)\b")
 _ATTACHED_PHRASE = re.compile(r"\s+(?:in|at|of|from)\s+(?:the\s+)?(?:[A-ZÀ-Ý][\w'’.-]*(?:\s+|,\s*)){1,4}([a-z]+)\b")
 
 
@@ -946,6 +949,17 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
         spoken = _INVERTED_SPEECH.search(sentence[:mention.start])
         if spoken and (quote := _quoted(sentence) or _quoted_before(sentence, spoken.start())):
             return f"{spoken.group(1)} {quote}", mention.sentence
+    for mention in mentions:
+        # "Microsoft's spokesman said ...", "Johnson's office confirmed ...": a body or person acting
+        # through whoever speaks for them.
+        sentence = sentences[mention.sentence]
+        proxy = _PROXY.match(sentence[mention.end:])
+        if proxy and (proxy.group().startswith(("'", "’")) or sentence[:mention.end].endswith(("'s", "’s"))):
+            rest = sentence[mention.end + proxy.start(1):]
+            if spoken := _SPEECH_THEN_QUOTE.match(rest):
+                return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”", mention.sentence
+            if len(words := _CLAUSE_BREAK.split(rest, maxsplit=1)[0].split()) >= 3:
+                return _short(words), mention.sentence
     described = {w for m in mentions for w in m.described.split() + [t.lower() for t in m.titles]}
     past = bool(_PAST_MARKERS & (described | set(role.lower().split())))
     for mention in mentions:
