@@ -73,3 +73,24 @@ def test_a_possessive_without_a_spokesperson_is_not_speech():
             "Harbourline Shipping's depot said goodbye to its last ship on Friday.")
     actors = {a.name: a for a in extract_actors(text)}
     assert "goodbye" not in getattr(actors.get("Harbourline Shipping"), "action", "")
+
+
+ROUND_UP = """
+Bloggers in Valmora reacted quickly to the new internet law passed on Tuesday.
+Tessa Marlowe was not impressed by the vote and writes:
+The law gives the police the right to read every message without a warrant, and nobody asked us.
+Others were more patient with the government.
+"""
+
+
+def test_a_sentence_handing_over_to_a_quotation_names_its_speaker():
+    actors = {a.name: a for a in extract_actors(ROUND_UP)}
+    assert "Tessa Marlowe" in actors
+    assert actors["Tessa Marlowe"].evidence == "Tessa Marlowe was not impressed by the vote and writes:"
+    assert actors["Tessa Marlowe"].action == "was not impressed by the vote and writes"
+
+
+def test_a_caption_ending_in_a_colon_still_names_no_one():
+    text = ("The council voted on Monday to close the old harbour bridge for repairs, officials said.\n\n"
+            "Photo: Harbour bridge by Tessa Marlowe:\n\nThe works will take eight months, the council said.")
+    assert "Tessa Marlowe" not in {a.name for a in extract_actors(text)}

@@ -1109,6 +1109,12 @@ def _weak(word: str, vocabulary: set[str]) -> bool:
         or "'" in word or "’" in word
 
 
+def _introduces_quote(sentence: str) -> bool:
+    """A sentence that hands over to a quotation ("Paco Bardales of Diario de Iquitos writes:"): not
+    summary prose, but it says who spoke, which is how round-ups of blogs name their actors."""
+    return sentence.rstrip().endswith(":") and len(sentence.split()) >= 4 and not _is_caption(sentence)
+
+
 def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool = True,
                    exclude: frozenset[str] | set[str] = frozenset(),
                    speakers: frozenset[str] | set[str] = frozenset()) -> list[KeyActor]:
@@ -1118,7 +1124,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     interviewees, who are the story whatever the capitalisation rules make of them.
     """
     sentences = split_sentences(text) if sentences is None else sentences
-    usable = [i for i, s in enumerate(sentences) if is_content(s)]
+    usable = [i for i, s in enumerate(sentences) if is_content(s) or _introduces_quote(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     # Dates, publications and nationalities never become actors, whatever the model says of them.
     mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
