@@ -21,7 +21,7 @@ from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
 
-ENGINE_VERSION = "offline-5"
+ENGINE_VERSION = "offline-6"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -926,6 +926,9 @@ def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
     return f"{verb} {_short(target, 8)}" if verb and target else ""
 
 
+_PROXY = re.compile(r"^(?:['’]s)?\s+(?:[a-z-]+\s+){0,2}?(?:spokes(?:man|woman|person)|office|lawyers?|attorneys?|"
+                    r"representatives?|ministry|press secretary)\s+(?:(?:has|have|had|also)\s+)?"
+                    r"(said|says|told|added|confirmed|announced|denied|wrote|stated|declined)\b")
 _ATTACHED_PHRASE = re.compile(r"\s+(?:in|at|of|from)\s+(?:the\s+)?(?:[A-ZÀ-Ý][\w'’.-]*(?:\s+|,\s*)){1,4}([a-z]+)\b")
 
 
@@ -946,6 +949,17 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
         spoken = _INVERTED_SPEECH.search(sentence[:mention.start])
         if spoken and (quote := _quoted(sentence) or _quoted_before(sentence, spoken.start())):
             return f"{spoken.group(1)} {quote}", mention.sentence
+    for mention in mentions:
+        # "Microsoft's spokesman said ...", "Johnson's office confirmed ...": a body or person acting
+        # through whoever speaks for them.
+        sentence = sentences[mention.sentence]
+        proxy = _PROXY.match(sentence[mention.end:])
+        if proxy and (proxy.group().startswith(("'", "’")) or sentence[:mention.end].endswith(("'s", "’s"))):
+            rest = sentence[mention.end + proxy.start(1):]
+            if spoken := _SPEECH_THEN_QUOTE.match(rest):
+                return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”", mention.sentence
+            if len(words := _CLAUSE_BREAK.split(rest, maxsplit=1)[0].split()) >= 3:
+                return _short(words), mention.sentence
     described = {w for m in mentions for w in m.described.split() + [t.lower() for t in m.titles]}
     past = bool(_PAST_MARKERS & (described | set(role.lower().split())))
     for mention in mentions:
@@ -955,7 +969,11 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
         # "The union in Valmora said ...", "Agnes Molnar of the Civic Alliance, said ...".
         attached = _ATTACHED_PHRASE.match(sentences[mention.sentence][mention.end:])
         if attached and _is_verb(attached.group(1).lower()):
-            words = _CLAUSE_BREAK.split(sentences[mention.sentence][mention.end + attached.start(1):], maxsplit=1)
+            rest = sentences[mention.sentence][mention.end + attached.start(1):]
+            if spoken := _SPEECH_THEN_QUOTE.match(rest):
+                # 'Cardinal Marc Ouellet of the Holy See said, "We have said ..."': what was said.
+                return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”", mention.sentence
+            words = _CLAUSE_BREAK.split(rest, maxsplit=1)
             if len(phrase := words[0].split()) >= 2:
                 return _short(phrase), mention.sentence
     for mention in mentions:
@@ -1013,7 +1031,11 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     """
     overlapping = [e for e in entities if e.start < mention.end and e.end > mention.start]
     if not overlapping:
-        return None
+        # The small model, reading a few words of context, misses some names outright ("Cardinal
+        # Marc Ouellet of the Holy See said", "Isabel Ruiz"): a name of two or more proper words,
+        # none of them an ordinary or place word, stays as the rules read it. A model that sees a
+        # different kind of span there (a date, a work) still overrules them below.
+        return mention if _proper_name(mention, vocabulary) else None
     entity = max(overlapping, key=lambda e: min(e.end, mention.end) - max(e.start, mention.start))
     named = [e for e in overlapping if e.label in _NER_ACTOR_LABELS]
     if len(named) > 1:
@@ -1060,6 +1082,12 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     return mention
 
 
+def _proper_name(mention: Mention, vocabulary: set[str]) -> bool:
+    """Two or more proper words, none of them a common, title, date or place word ("Aner Shalev")."""
+    return len(mention.tokens) >= 2 and not mention.locative \
+        and not any(_weak(t, vocabulary) or t.lower() in _PLACE_CUES for t in mention.tokens)
+
+
 def _answer(candidate: Candidate, sentences: list[str]) -> tuple[str, int]:
     """An interviewee's action: the start of their first answer ("Nick Bos: Me and ...")."""
     for mention in sorted(candidate.mentions, key=lambda m: (m.sentence, m.start)):
@@ -1081,6 +1109,12 @@ def _weak(word: str, vocabulary: set[str]) -> bool:
         or "'" in word or "’" in word
 
 
+def _introduces_quote(sentence: str) -> bool:
+    """A sentence that hands over to a quotation ("Paco Bardales of Diario de Iquitos writes:"): not
+    summary prose, but it says who spoke, which is how round-ups of blogs name their actors."""
+    return sentence.rstrip().endswith(":") and len(sentence.split()) >= 4 and not _is_caption(sentence)
+
+
 def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool = True,
                    exclude: frozenset[str] | set[str] = frozenset(),
                    speakers: frozenset[str] | set[str] = frozenset()) -> list[KeyActor]:
@@ -1090,7 +1124,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     interviewees, who are the story whatever the capitalisation rules make of them.
     """
     sentences = split_sentences(text) if sentences is None else sentences
-    usable = [i for i, s in enumerate(sentences) if is_content(s)]
+    usable = [i for i, s in enumerate(sentences) if is_content(s) or _introduces_quote(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     # Dates, publications and nationalities never become actors, whatever the model says of them.
     mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
