@@ -405,13 +405,29 @@ def _strict_schema() -> dict:
             "json_schema": {"schema": schema, "name": ArticleSummary.__name__, "strict": True}}
 
 
+# Bounds the grammar adds (characters, items): a small model under a grammar otherwise runs on
+# inside one string or list until the token limit cuts the JSON off. Together about 1,000 tokens.
+_GRAMMAR_BOUNDS = {"summary": 500, "why_it_matters": 200, "name": 60, "role": 60, "action": 120,
+                   "evidence": 300, "key_actors": (1, 5), "topics": (1, 3), "flags": (0, 2), "item": 60}
+
+
 @cache
 def _grammar_schema() -> dict:
     """The schema beside json_object, which servers compile into a grammar. Under a grammar the
     cheapest answer a small model finds is an empty actor list; the prompt asks for 3-7 actors, so
-    the grammar asks for at least one (an actor the article does not support is dropped by grounding)."""
+    the grammar asks for at least one (an actor the article does not support is dropped by grounding),
+    and every string and list is bounded (`_GRAMMAR_BOUNDS`)."""
     schema = copy.deepcopy(_strict_schema()["json_schema"]["schema"])
-    schema["properties"]["key_actors"]["minItems"] = 1
+    actor = schema["$defs"][schema["properties"]["key_actors"]["items"]["$ref"].rsplit("/", 1)[1]]
+    for properties in (schema["properties"], actor["properties"]):
+        for name, spec in properties.items():
+            bound = _GRAMMAR_BOUNDS.get(name)
+            if isinstance(bound, int):
+                spec["maxLength"] = bound
+            elif isinstance(bound, tuple):
+                spec["minItems"], spec["maxItems"] = bound
+                if spec.get("items", {}).get("type") == "string":
+                    spec["items"]["maxLength"] = _GRAMMAR_BOUNDS["item"]
     return schema
 
 
