@@ -4,10 +4,11 @@ For every article of the evaluation set (tests/data/eval/dev.jsonl, plus the rea
 ../shared/samples when present) and every annotated actor, the sentences naming the actor are
 quoted back the way models misquote: verbatim, a comma dropped, the final stop dropped, straight
 quotes for curly ones (and back), an ellipsis cutting the middle, and all of these at once. A real
-actor must be kept. Invented actors must be dropped: names from other articles (with a real
-sentence as evidence), and real names with invented quotes (a sentence of another article; a
-real sentence with a number changed; a real sentence with "not" inserted). For invented quotes the
-bench also counts whether the invented wording itself survived as evidence (it must never).
+actor must be kept. Invented actors must be dropped: names from other articles that the article
+itself never uses as words, in any annotated spelling (with a real sentence as evidence), and real
+names with invented quotes (a sentence of another article; a real sentence with a number changed; a
+real sentence with "not" inserted). For invented quotes the bench also counts whether the invented
+wording itself survived as evidence (it must never).
 
     .venv/bin/python bench/bench_grounding.py [--per-actor 2] [--set dev|real_news]
 """
@@ -46,6 +47,9 @@ def load_articles(name: str) -> list[dict]:
         text = SAMPLE.read_text(encoding="utf-8")
         rows.append({"id": "panjshir", "title": text.splitlines()[0], "text": text, "actors": PANJSHIR_ACTORS})
     return rows
+
+
+_WORDS = re.compile(r"\w+")
 
 
 def kind_of(spec: dict) -> str:
@@ -130,10 +134,12 @@ def main() -> None:
                     invented_kept[f"invented quote: {label}"] += survivor is not None
                     wording_survived[f"invented quote: {label}"] += (
                         survivor is not None and grounding.normalise(survivor.evidence) == grounding.normalise(quote))
+        words = f" {' '.join(_WORDS.findall(folded_text))} "
         for other in articles[:index] + articles[index + 1:]:
             for spec in other["actors"]:
                 name = spec["names"][0]
-                if fold(name) in folded_text or not sentences:
+                # A borrowed name the article itself uses (in any of its spellings) is not invented.
+                if not sentences or any(f" {' '.join(_WORDS.findall(fold(n)))} " in words for n in spec["names"]):
                     continue
                 invented["invented name"] += 1
                 invented_kept["invented name"] += kept(make(name, kind_of(spec), sentences[0]), text) is not None

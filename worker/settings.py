@@ -270,12 +270,13 @@ if "NEWSDIGEST_LLM_PRICE_IN" in os.environ or "NEWSDIGEST_LLM_PRICE_OUT" in os.e
         env_float("NEWSDIGEST_LLM_PRICE_IN", 0.0), env_float("NEWSDIGEST_LLM_PRICE_OUT", 0.0))
 # --- LLM server capabilities (issue 17) ---------------------------------------
 # How the answer's JSON shape is asked for: "" = detect per (server, model) (json_schema, then
-# json_object, then the schema in the prompt alone, stepping down when the server refuses one);
-# json_schema|json_object|prompt forces one and never steps down.
+# json_object with the schema attached, then plain json_object, then the schema in the prompt
+# alone, stepping down when the server refuses one); json_schema|json_object_schema|json_object|
+# prompt forces one and never steps down.
 NEWSDIGEST_LLM_RESPONSE_FORMAT = os.environ.get("NEWSDIGEST_LLM_RESPONSE_FORMAT", "").strip().lower()
-if NEWSDIGEST_LLM_RESPONSE_FORMAT not in ("", "json_schema", "json_object", "prompt"):
-    raise ImproperlyConfigured(
-        "NEWSDIGEST_LLM_RESPONSE_FORMAT must be json_schema, json_object or prompt (or empty to detect)")
+if NEWSDIGEST_LLM_RESPONSE_FORMAT not in ("", "json_schema", "json_object_schema", "json_object", "prompt"):
+    raise ImproperlyConfigured("NEWSDIGEST_LLM_RESPONSE_FORMAT must be json_schema, json_object_schema, "
+                               "json_object or prompt (or empty to detect)")
 # Seconds one (article, engine, model, prompt) stays locked while a worker summarizes it, so two
 # workers never pay for the same summary at once (a crashed worker's lock expires by itself).
 NEWSDIGEST_SUMMARIZE_LOCK_SECONDS = env_int("NEWSDIGEST_SUMMARIZE_LOCK_SECONDS", 300)

@@ -36,12 +36,12 @@ def test_a_500_naming_the_response_format_steps_down_to_json_mode(fake_openai):
     fake_openai.push(llama_cpp_python_refusal(), answer(canned_summary()))
     result = summarize()
     assert formats(fake_openai) == ["json_schema", "json_object"]
-    assert result.mode == "json_object" and result.requests == 2
+    assert result.mode == "json_object_schema" and result.requests == 2
 
 
 def test_a_422_naming_the_response_format_steps_down_to_json_mode(fake_openai):
     fake_openai.push(error(422, "response_format: unsupported type json_schema"), answer(canned_summary()))
-    assert summarize().mode == "json_object"
+    assert summarize().mode == "json_object_schema"
 
 
 def test_a_plain_500_is_retried_not_taken_for_a_refusal(fake_openai):
@@ -53,10 +53,10 @@ def test_a_plain_500_is_retried_not_taken_for_a_refusal(fake_openai):
 
 def test_a_server_refusing_json_mode_too_gets_the_schema_in_the_prompt_only(fake_openai):
     fake_openai.push(llama_cpp_python_refusal(), error(400, "response_format json_object is not supported"),
-                     answer(canned_summary()))
+                     error(400, "response_format json_object is not supported"), answer(canned_summary()))
     result = summarize()
-    assert formats(fake_openai) == ["json_schema", "json_object", None]
-    assert '"key_actors"' in fake_openai.requests[2]["messages"][0]["content"]
+    assert formats(fake_openai) == ["json_schema", "json_object", "json_object", None]
+    assert '"key_actors"' in fake_openai.requests[3]["messages"][0]["content"]
     assert result.mode == "prompt"
 
 

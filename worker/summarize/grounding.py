@@ -164,10 +164,10 @@ class Article:
         if not wanted:
             return None
         n = len(wanted)
-        for same in (str.__eq__, same_token):  # the exact spelling wins over a variant
+        for same in (_exact, _variant):  # the exact spelling wins over a variant
             for i in range(len(self.tokens) - n + 1):
                 window = self.tokens[i:i + n]
-                if all(same(w, t[1]) for w, t in zip(wanted, window, strict=True)):
+                if all(same(w, t) for w, t in zip(wanted, window, strict=True)):
                     return self.text[window[0][2]:window[-1][3]]
         return None
 
@@ -197,6 +197,18 @@ class Article:
         folded = fold(word)
         return (word.lower() not in self.lowercase_words and folded not in _TITLES
                 and folded not in _SENTENCE_OPENERS)
+
+
+def _exact(wanted: str, token: tuple[str, str, int, int]) -> bool:
+    return wanted == token[1]
+
+
+def _variant(wanted: str, token: tuple[str, str, int, int]) -> bool:
+    """Another spelling of a name word (same_token), found only where the article writes a name: a
+    capitalised word ending like it (Bill is not "ball" or "bail", Germany is not German or Grumman)."""
+    word, folded = token[0], token[1]
+    return (word[:1].isupper() and wanted[-1:].replace("y", "i") == folded[-1:].replace("y", "i")
+            and same_token(wanted, folded))
 
 
 def _bare_words(text: str) -> str:

@@ -6,6 +6,7 @@ are switched off): only here can a 429's Retry-After block every worker's bucket
 one layer may retry, or the attempts multiply.
 """
 
+import copy
 import hashlib
 import html
 import itertools
@@ -195,7 +196,14 @@ def rate_limits() -> tuple[ratelimit.TokenBucket, ratelimit.TokenBucket | None]:
                     broker.shared_state_url())
 
 
-MODES = ("json_schema", "json_object", "prompt")  # strictest first; a refusal steps one down
+# Strictest first; a refusal steps one down. "json_object_schema" is JSON mode with the schema
+# attached (`{"type": "json_object", "schema": ...}`), which llama-cpp-python's server (and
+# llama.cpp's llama-server) turn into a grammar: small local models then cannot leave a field out.
+MODES = ("json_schema", "json_object_schema", "json_object", "prompt")
+# Refusals one article may spend without taking one of its attempts: the worst case stays the same
+# however many modes there are (a server refusing all three structured modes, met once a day,
+# costs that one article a retry instead).
+FREE_PROBES = 2
 _local_modes: dict[str, str] = {}
 _local_modes_lock = threading.Lock()
 
@@ -250,10 +258,10 @@ def backoff_seconds(attempt: int) -> float:
 
 def worst_case_seconds() -> float:
     """The longest one article can spend here: every request timing out (answer attempts, the one
-    repair, a refusal of each response_format but the last) plus every backoff at its longest.
+    repair, the free refusals of a response_format) plus every backoff at its longest.
     Must stay below the task's soft time limit; the rate limiter's waits are bounded by the same
     deadline (`Call.deadline`)."""
-    requests = settings.NEWSDIGEST_LLM_MAX_RETRIES + 2 + len(MODES) - 1
+    requests = settings.NEWSDIGEST_LLM_MAX_RETRIES + 2 + FREE_PROBES
     sleeps = settings.NEWSDIGEST_LLM_MAX_RETRIES + 1
     longest_sleep = max(settings.NEWSDIGEST_LLM_BACKOFF_MAX, settings.NEWSDIGEST_LLM_MAX_RETRY_AFTER)
     return requests * settings.NEWSDIGEST_LLM_TIMEOUT + sleeps * longest_sleep
@@ -285,6 +293,7 @@ class Call:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.mode = response_mode(model)
+        self.probes = 0  # response_format refusals met in this article
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -325,6 +334,7 @@ class Call:
             except openai.APIStatusError as exc:
                 if _refuses_response_format(exc):
                     self._step_down(exc)
+                    last_error = _describe(exc)
                     continue
                 if isinstance(exc, openai.InternalServerError) or exc.status_code in (408, 409):
                     last_error = _describe(exc)
@@ -346,7 +356,9 @@ class Call:
             raise EngineError(f"the server refused response_format {self.mode}: {_describe(exc)}") from exc
         self.mode = MODES[MODES.index(self.mode) + 1]
         remember_mode(self.model, self.mode)
-        self.attempts_left += 1
+        self.probes += 1
+        if self.probes <= FREE_PROBES:
+            self.attempts_left += 1
 
     def _request(self, messages: list[dict]) -> ChatCompletion:
         prompt_estimate = sum(count_tokens(m["content"], self.model) for m in messages)
@@ -356,10 +368,13 @@ class Call:
         if self.mode == "json_schema":
             extra["response_format"] = _strict_schema()
         else:
-            # Without a strict schema the model only knows the shape from the prompt; "prompt" mode
-            # sends no response_format at all, for servers that refuse even JSON mode.
+            # Below json_schema the schema also goes into the prompt: a server may accept
+            # "json_object" and ignore the schema beside it, and "prompt" mode sends no
+            # response_format at all, for servers that refuse even JSON mode.
             messages = _to_json_mode(messages)
-            if self.mode == "json_object":
+            if self.mode == "json_object_schema":
+                extra["response_format"] = {"type": "json_object", "schema": _grammar_schema()}
+            elif self.mode == "json_object":
                 extra["response_format"] = {"type": "json_object"}
         # api.openai.com wants max_completion_tokens; compatible servers still read max_tokens.
         limit_name = "max_completion_tokens" if settings.OPENAI_BASE_URL is None else "max_tokens"
@@ -388,6 +403,32 @@ def _strict_schema() -> dict:
     schema = openai.pydantic_function_tool(ArticleSummary)["function"]["parameters"]
     return {"type": "json_schema",
             "json_schema": {"schema": schema, "name": ArticleSummary.__name__, "strict": True}}
+
+
+# Bounds the grammar adds (characters, items): a small model under a grammar otherwise runs on
+# inside one string or list until the token limit cuts the JSON off. Together about 1,000 tokens.
+_GRAMMAR_BOUNDS = {"summary": 500, "why_it_matters": 200, "name": 60, "role": 60, "action": 120,
+                   "evidence": 300, "key_actors": (1, 5), "topics": (1, 3), "flags": (0, 2), "item": 60}
+
+
+@cache
+def _grammar_schema() -> dict:
+    """The schema beside json_object, which servers compile into a grammar. Under a grammar the
+    cheapest answer a small model finds is an empty actor list; the prompt asks for 3-7 actors, so
+    the grammar asks for at least one (an actor the article does not support is dropped by grounding),
+    and every string and list is bounded (`_GRAMMAR_BOUNDS`)."""
+    schema = copy.deepcopy(_strict_schema()["json_schema"]["schema"])
+    actor = schema["$defs"][schema["properties"]["key_actors"]["items"]["$ref"].rsplit("/", 1)[1]]
+    for properties in (schema["properties"], actor["properties"]):
+        for name, spec in properties.items():
+            bound = _GRAMMAR_BOUNDS.get(name)
+            if isinstance(bound, int):
+                spec["maxLength"] = bound
+            elif isinstance(bound, tuple):
+                spec["minItems"], spec["maxItems"] = bound
+                if spec.get("items", {}).get("type") == "string":
+                    spec["items"]["maxLength"] = _GRAMMAR_BOUNDS["item"]
+    return schema
 
 
 def _to_json_mode(messages: list[dict]) -> list[dict]:
