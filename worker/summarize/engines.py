@@ -9,7 +9,7 @@ their engine from `choose_engine`, so an evaluation measures exactly what the wo
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from django.conf import settings
 
@@ -47,16 +47,20 @@ class Attempt(Protocol):
     def answer(self) -> ArticleSummary:
         """The draft; raises BadAnswer for one a repair round may fix, EngineError for none."""
 
-    def repair(self, problems: list[str]) -> ArticleSummary:
-        """A second draft that addresses `problems` (only asked of engines with `repairs`)."""
-
     def notes(self) -> list[str]:
         """Flags of the engine's own for the editor (an input it trimmed, a language it cannot do)."""
 
 
+@runtime_checkable
+class Repairable(Attempt, Protocol):
+    """An attempt that can take a second request: grounding problems are worth one repair round."""
+
+    def repair(self, problems: list[str]) -> ArticleSummary:
+        """A second draft that addresses `problems`."""
+
+
 class Engine(ABC):
     name: ClassVar[str]
-    repairs: ClassVar[bool] = False  # whether grounding problems are worth a second request
     paid: ClassVar[bool] = False  # whether two workers must never ask for the same summary at once
 
     @abstractmethod
@@ -90,7 +94,7 @@ class Engine(ABC):
         except BadAnswer as exc:
             problems = [str(exc)]
         repaired = False
-        if problems and self.repairs:
+        if problems and isinstance(attempt, Repairable):
             try:
                 grounded, repaired = ground(attempt.repair(problems)), True
             except (BadAnswer, EngineError) as exc:
@@ -121,9 +125,6 @@ class _Rules:
 
     def answer(self) -> ArticleSummary:
         return offline.summarize(self.title, self.text, use_ner=self.use_ner)
-
-    def repair(self, problems: list[str]) -> ArticleSummary:
-        raise NotImplementedError("the offline engine has no repair round")
 
     def notes(self) -> list[str]:
         """What the offline engine must tell the editor instead of producing silent garbage."""
@@ -163,7 +164,6 @@ class OpenAICompatibleEngine(Engine):
     """Any OpenAI-compatible server (openai_engine.py); one repair round for grounding problems."""
 
     name = "openai"
-    repairs = True
     paid = True
 
     def __init__(self, model: str | None = None):

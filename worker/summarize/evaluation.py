@@ -152,9 +152,6 @@ class _Bigrams:
         return ArticleSummary(headline=shorten(self.title), summary=lead3(self.text), why_it_matters="",
                               key_actors=actors, topics=[])
 
-    def repair(self, problems: list[str]) -> ArticleSummary:
-        raise NotImplementedError("the bigram baseline has no repair round")
-
     def notes(self) -> list[str]:
         return []
 
