@@ -32,10 +32,10 @@ def http_server(routes: dict):
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
-                pass
+                pass  # the client hung up first, as the fetch-deadline and size-limit tests make it do
 
         def log_message(self, *args):
-            pass
+            pass  # no per-request lines on stderr in the test output
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     server.daemon_threads = True
