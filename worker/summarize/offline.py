@@ -297,7 +297,7 @@ _COPULAS = frozenset("is was are were remains remained".split())
 _PREPOSITIONS = _LOCATIVE | frozenset("of by with for to against over about like than on under after before".split())
 _AUXILIARIES = frozenset(
     "has have had is was were are will would could can may might must should did does do also "
-    "has been".split()
+    "has been wasn't isn't didn't doesn't hasn't hadn't won't can't couldn't wouldn't".split()
 )
 _VERBS = frozenset(
     """said says told denied announced warned vowed pledged insisted added claimed called accused urged
@@ -308,6 +308,16 @@ _VERBS = frozenset(
     gave took went came left sent put set cut hit ran paid sold bought brought built began broke chose
     drew fell found got grew heard knew lent let lost met rose saw spoke spent stood struck swore thought
     threw won""".split()
+) | frozenset(
+    # Present-tense reporting and stance verbs: blog round-ups and interviews tell what a source
+    # does now ("Jomra criticizes", "Gorenberg notes how ..."), and the past forms the "-ed" rule
+    # misses.
+    """adds analyses analyzes answers asks backs blames blogs calls claims comments compiles complains
+    concludes condemns continues criticises criticizes demands denies describes disagrees explains fears
+    finds gives highlights insists laments mentions notes observes offers opposes points posts praises
+    publishes questions quotes recalls rejects replies reports responds shares shows states suggests
+    supports takes tells thinks translates tweets urges warns welcomes wonders worries
+    tweeted blogged posted replied wrote spoke told taught sought brought caught meant said""".split()
 )
 _DEMONYMS = frozenset(
     """afghan afghans american americans british briton britons chinese russian russians french german
@@ -477,6 +487,9 @@ def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Me
     return [m for m in mentions if m.tokens]
 
 
+_LANGUAGE_TAG = re.compile(r"\s*\[[a-z]{2}\]")
+
+
 def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]], i: int, j: int,
              end_char: int, index: int, lowercase_vocabulary: set[str]) -> Mention:
     initial = i == 0 or sentence[:tokens[i][1]].strip() in {"", '"', "“", "'", "‘", "("}
@@ -509,6 +522,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     if len(previous) > 1 and (previous_word == "the" or previous[-2] in _LOCATIVE and previous_word.islower()):
         # "in the Valley", "in northeastern Afghanistan": the preposition still governs the name.
         previous_word = previous[-2]
+    if _LANGUAGE_TAG.match(sentence, end_char):
+        # "Silvio Rendón [es] writes": the tag marks the linked page's language, not a word of the clause.
+        j += 1
     following = [t[0].lower() for t in tokens[j:j + 3]]
     after = sentence[end_char:end_char + 2]
     if after.startswith(","):
@@ -520,7 +536,7 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         # "Ukraine and Romania agreed": both ends of the pair are subjects.
         following = [t[0].lower() for t in tokens[j + 2:j + 6] if not t[0][:1].isupper()]
     # "Redouane consistently claimed": an adverb between the name and its verb.
-    while following and (following[0] in ("also", "has", "have", "had", "will", "would", "then", "now")
+    while following and (following[0] in ("also", "has", "have", "had", "will", "would", "then", "now", "too")
                          or len(following[0]) > 4 and following[0].endswith("ly")):
         if len(following) == 1 or not following[1]:
             break
@@ -877,8 +893,22 @@ def _quoted(sentence: str) -> str:
     return f"“{_short(quote.group(1).split())}”" if quote else ""
 
 
-def _subject_phrase(mention: Mention, sentence: str) -> str:
-    """The verb phrase after a subject: "said his troops were ready to fight the Taliban"."""
+# "writes:", "then commented:": a short clause that hands over to the quotation that follows.
+_HANDOVER = re.compile(r"\s*((?:[\w'’-]+\s+){0,2}[\w'’-]+)\s*:\s*")
+
+
+def _handed_over(rest: str, quotation: str) -> str:
+    """ "Gorenberg writes:" and then the quoted paragraph: the verb and the start of what was written,
+    which is how blog round-ups and interviews give their sources' words."""
+    clause = _HANDOVER.fullmatch(rest)
+    return f"{clause.group(1)} “{_short(quotation.split())}”" if clause and quotation else ""
+
+
+def _subject_phrase(mention: Mention, sentence: str, quotation: str = "") -> str:
+    """The verb phrase after a subject: "said his troops were ready to fight the Taliban".
+
+    `quotation` is the sentence after this one, what a clause ending in a colon hands over to.
+    """
     breaks = list(_CLAUSE_BREAK.finditer(sentence[:mention.start]))
     opened = sentence[breaks[-1].end():mention.start].split() if breaks else []
     if opened and breaks[-1].group() == "," and opened[0].lower() in _DETERMINERS and "of" in opened:
@@ -892,6 +922,8 @@ def _subject_phrase(mention: Mention, sentence: str) -> str:
     if spoken := _SPEECH_THEN_QUOTE.match(after):
         # 'Najib Razak said, "We are in contact ..."': what was said is the action.
         return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”"
+    if handed := _handed_over(after, quotation):
+        return handed
     words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
@@ -929,7 +961,10 @@ def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
 _PROXY = re.compile(r"^(?:['’]s)?\s+(?:[a-z-]+\s+){0,2}?(?:spokes(?:man|woman|person)|office|lawyers?|attorneys?|"
                     r"representatives?|ministry|press secretary)\s+(?:(?:has|have|had|also)\s+)?"
                     r"(said|says|told|added|confirmed|announced|denied|wrote|stated|declined)\b")
-_ATTACHED_PHRASE = re.compile(r"\s+(?:in|at|of|from)\s+(?:the\s+)?(?:[A-ZÀ-Ý][\w'’.-]*(?:\s+|,\s*)){1,4}([a-z]+)\b")
+# "Isabel of Las Burbujas Recargadas [es] writes:": Global Voices marks a linked page's language.
+_ATTACHED_PHRASE = re.compile(
+    r"\s+(?:in|at|of|from)\s+(?:the\s+)?(?:(?:[A-ZÀ-Ý][\w'’.-]*|d[aeio]s?|del|la|le|van|von)(?:\s+|,\s*)){1,5}"
+    r"(?:\[[a-z]{2}\]\s+)?([a-z]+)\b")
 
 
 def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str, int]:
@@ -940,9 +975,13 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     its role, so the digest never says "led by X" under X's name.
     """
     mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
+
+    def quotation(index: int) -> str:
+        return sentences[index + 1] if index + 1 < len(sentences) else ""
+
     subjects = [m for m in mentions if m.subject or sentences[m.sentence][m.end:].startswith(")")]
     for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
-        if phrase := _subject_phrase(mention, sentences[mention.sentence]):
+        if phrase := _subject_phrase(mention, sentences[mention.sentence], quotation(mention.sentence)):
             return phrase, mention.sentence
     for mention in mentions:
         sentence = sentences[mention.sentence]
@@ -973,6 +1012,8 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
             if spoken := _SPEECH_THEN_QUOTE.match(rest):
                 # 'Cardinal Marc Ouellet of the Holy See said, "We have said ..."': what was said.
                 return f"{spoken.group(1).lower()} “{_short(spoken.group(2).split())}”", mention.sentence
+            if handed := _handed_over(rest, quotation(mention.sentence)):
+                return handed, mention.sentence
             words = _CLAUSE_BREAK.split(rest, maxsplit=1)
             if len(phrase := words[0].split()) >= 2:
                 return _short(phrase), mention.sentence
@@ -1035,7 +1076,9 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
         # Marc Ouellet of the Holy See said", "Isabel Ruiz"): a name of two or more proper words,
         # none of them an ordinary or place word, stays as the rules read it. A model that sees a
         # different kind of span there (a date, a work) still overrules them below.
-        return mention if _proper_name(mention, vocabulary) else None
+        if _proper_name(mention, vocabulary):
+            return mention
+        return _quoted_source(mention, sentence, vocabulary)
     entity = max(overlapping, key=lambda e: min(e.end, mention.end) - max(e.start, mention.start))
     named = [e for e in overlapping if e.label in _NER_ACTOR_LABELS]
     if len(named) > 1:
@@ -1051,7 +1094,8 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
                 and not any(t.lower() in _PLACE_CUES for t in mention.tokens):
             # "The mayor, Agnes Molnar of ...": a two-word name nowhere used as a place.
             return mention
-        return None
+        # "Paco Bardales of Diario de Iqt [es] compiles a list ...:", read as a nationality.
+        return _quoted_source(mention, sentence, vocabulary) if entity.label in _MISREAD_LABELS else None
     covers = entity.start <= mention.start and entity.end >= mention.end
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
@@ -1079,6 +1123,29 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
         mention.end = end
     mention.tokens = tokens
     mention.label = entity.label
+    return mention
+
+
+# Labels the small model gives to people and blogs it does not know: works, products, nationalities.
+_MISREAD_LABELS = frozenset({"LOC", "FAC", "NORP", "WORK_OF_ART", "PRODUCT"})
+
+
+def _acts(mention: Mention, sentence: str) -> bool:
+    """The name is the subject of a verb that is not a copula: "X writes", "X of the Y blog writes"."""
+    if mention.subject:
+        return mention.verb not in _COPULAS
+    attached = _ATTACHED_PHRASE.match(sentence[mention.end:])
+    return bool(attached) and _is_verb(attached.group(1).lower()) and attached.group(1).lower() not in _COPULAS
+
+
+def _quoted_source(mention: Mention, sentence: str, vocabulary: set[str]) -> Mention | None:
+    """A name that hands over to a quotation ("Jzyg found out that ...:", "Isabel of Las Burbujas
+    Recargadas [es] writes:"): the source of the quoted words, by the page's layout, even a handle
+    the model does not know as a name. None for anything else."""
+    if not (_introduces_quote(sentence) and _acts(mention, sentence)) \
+            or any(_weak(t, vocabulary) for t in mention.tokens):
+        return None
+    mention.label = "PERSON"
     return mention
 
 
