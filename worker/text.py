@@ -17,7 +17,9 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st gen sen rep gov col lt capt prof inc ltd corp co no vs jr sr mt ft sgt maj adm cmdr "
     "jan feb mar apr jun jul aug sep sept oct nov dec est approx dept".split()
 )
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Ý])")
+# Latin Extended-A (Ā-Ž) too: "... Hall. Łukasz, who ..." starts a sentence; its lowercase letters,
+# interleaved in that block, almost never start one after a full stop.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÝĀ-Ž])")
 _TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 _BOILERPLATE = re.compile(
     r"back to top|content protection|all rights reserved|©|\bsubscribe\b|sign up for|newsletter|"

@@ -518,6 +518,13 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     while parts and parts[0].lower() in _CALENDAR:
         parts.pop(0)
     previous = [t[0].lower() for t in tokens[max(0, i - 3):i]]
+    if len(previous) > 1 and previous[-1] == "of" and _is_title(previous[-2]) and len(parts) >= 3:
+        # "Mayor of London Sadiq Khan", "First Minister of Scotland Nicola Sturgeon": the place
+        # belongs to the title; the name is what follows it.
+        place = 2 if fold(" ".join(parts[:2])) in _countries() and len(parts) >= 4 else 1
+        titles, parts = [*titles, tokens[i - 2][0], "of", *parts[:place]], parts[place:]
+        # The model reads the name alone, and the title, not "of", is what comes before it.
+        previous, i = [t[0].lower() for t in tokens[max(0, i - 5):i - 2]], i + place
     previous_word = previous[-1] if previous else ""
     if len(previous) > 1 and (previous_word == "the" or previous[-2] in _LOCATIVE and previous_word.islower()):
         # "in the Valley", "in northeastern Afghanistan": the preposition still governs the name.
@@ -639,10 +646,15 @@ def _dedupe_repeats(tokens: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- classification and merging
 
+# Capitalised words for a medium, never for someone who acts ("the Brazilian Internet might be turned ...").
+_MEDIA_WORDS = frozenset("internet web".split())
+
+
 def _never_actor(tokens: list[str]) -> bool:
-    """A date word, a news agency or a nationality: so are its parts, so no reading can make it an actor."""
+    """A date word, a news agency, a nationality or a medium: so are its parts, so no reading can make it an actor."""
     words = fold(" ".join(tokens)).split()
-    return not words or len(words) == 1 and words[0] in _CALENDAR or all(w in _PUBLICATIONS for w in words) \
+    return not words or len(words) == 1 and words[0] in _CALENDAR | _MEDIA_WORDS \
+        or all(w in _PUBLICATIONS for w in words) \
         or all(w in _DEMONYMS for w in words)
 
 
@@ -852,7 +864,9 @@ _CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
 _SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
 _LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
 _QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
-_INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked)\s+(?:the\s+)?$")
+# '"...," said the ...', '"..." tweeted Mayor of London Sadiq Khan': a title may stand between.
+_INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked|tweeted|explained|noted|continued)\s+"
+                              r"(?:the\s+)?(?:[A-ZÀ-Ý][\w.-]*\s+(?:of\s+(?:the\s+)?)?){0,4}$")
 _PASSIVE_AGENT = re.compile(r"\b([a-z]+)\s+by\s+(?:[\w’'-]+\s+){0,4}$")
 _IRREGULAR_PARTICIPLES = {
     "led": "leads", "run": "runs", "held": "holds", "owned": "owns", "headed": "heads", "chaired": "chairs",
@@ -916,8 +930,10 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: str = "") -> str
         return ""
     # "The Mountain Defence Front (MDF) said": the verb follows the closing parenthesis.
     after = _LEADING_ASIDE.sub("", re.sub(r"^\)\s*", " ", sentence[mention.end:]), count=1)
-    if after.lstrip().startswith(",") and _leading_descriptor(mention, sentence):
-        # "The federation's president, Helen Marsh, announced ...": the comma closes the apposition.
+    if after.lstrip().startswith(",") and (_leading_descriptor(mention, sentence) or mention.verb and
+                                           after.lstrip()[1:].split()[:1] == [mention.verb]):
+        # "The federation's president, Helen Marsh, announced ...", "another, a Polish chef named
+        # Łukasz, harried him": the comma closes the apposition.
         after = after.lstrip()[1:]
     if spoken := _SPEECH_THEN_QUOTE.match(after):
         # 'Najib Razak said, "We are in contact ..."': what was said is the action.
@@ -977,7 +993,8 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
 
     def quotation(index: int) -> str:
-        return sentences[index + 1] if index + 1 < len(sentences) else ""
+        # The quoted paragraph, or its translation when the post is quoted in its own language first.
+        return next((s for s in sentences[index + 1:index + 12] if not _foreign(s)), "")
 
     subjects = [m for m in mentions if m.subject or sentences[m.sentence][m.end:].startswith(")")]
     for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
@@ -1176,6 +1193,29 @@ def _weak(word: str, vocabulary: set[str]) -> bool:
         or "'" in word or "’" in word
 
 
+# Function words of the languages Global Voices quotes before its translations (Spanish, Portuguese,
+# French, Italian), none of them an English word.
+_FOREIGN_WORDS = frozenset(
+    """de la que el los las en del se es un una por con para lo al y ao da do dos das em um uma não são é à le
+    les des et est pas une du dans qui il nous vous ce mais pour sur ha hay muy está están como pero sus su""".split())
+_ENGLISH_WORDS = frozenset(
+    """the of and to in a is that for on with as was by it at from are be this have has had not but or an they
+    their which were been will would said he she his her we our you i""".split())
+_LATIN = re.compile(r"[a-zà-öø-ÿ]", re.IGNORECASE)
+
+
+def _foreign(sentence: str) -> bool:
+    """A sentence in another language than English: mostly non-Latin letters, or more Romance than English
+    function words. Round-ups quote a post in its language and then translate it; the names in the
+    translation are the ones to read, and a parser of English capitals makes noise of the original."""
+    letters = [c for c in sentence if c.isalpha()]
+    if letters and sum(not _LATIN.match(c) for c in letters) * 2 > len(letters):
+        return True
+    words = [w.lower() for w in _WORD.findall(sentence)]
+    foreign = sum(w in _FOREIGN_WORDS for w in words)
+    return foreign >= 2 and foreign > sum(w in _ENGLISH_WORDS for w in words)
+
+
 def _introduces_quote(sentence: str) -> bool:
     """A sentence that hands over to a quotation ("Paco Bardales of Diario de Iquitos writes:"): not
     summary prose, but it says who spoke, which is how round-ups of blogs name their actors."""
@@ -1191,7 +1231,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     interviewees, who are the story whatever the capitalisation rules make of them.
     """
     sentences = split_sentences(text) if sentences is None else sentences
-    usable = [i for i, s in enumerate(sentences) if is_content(s) or _introduces_quote(s)]
+    usable = [i for i, s in enumerate(sentences) if (is_content(s) or _introduces_quote(s)) and not _foreign(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     # Dates, publications and nationalities never become actors, whatever the model says of them.
     mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
