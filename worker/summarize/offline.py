@@ -329,6 +329,7 @@ _DEMONYMS = frozenset(
     nigerian nigerians kenyan kenyans ethiopian ethiopians somali ghanaian south african sudanese
     libyan tunisian algerian moroccan korean koreans vietnamese thai indonesian filipino malaysian
     australian australians greek portuguese romanian hungarian czech slovak serbian croatian bosnian
+    bahraini bahrainis kuwaiti omani bangladeshi nepali nepalese burmese bolivian ecuadorian haitian
     tajik tajiks uzbek uzbeks pashtun pashtuns hazara hazaras kurdish kurds arab arabs european
     europeans african africans asian asians western soviet latin""".split()
 )
@@ -570,8 +571,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         or next_word.lower() in _PLACE_CUES,
         subject=subject, verb=following[0] if subject else "",
         described=described.group(1) if described else " ".join(age),
+        # "Trump intervention" modifies a noun; "Trump personally asked" is a subject with its adverb.
         modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
-        and next_word.lower() not in _STOPWORDS and not after.startswith(","),
+        and next_word.lower() not in _STOPWORDS and not after.startswith(",") and not subject,
         group_noun=next_word.lower() in _GROUP_NOUNS, sentence_initial=initial, acronym=acronym,
     )
 
@@ -750,10 +752,14 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
             return max(bodies, key=lambda o: len(o.mentions))
     if len(tokens) <= 2 and candidate.kind in (ActorKind.PERSON, ActorKind.OTHER):
         return _person_for_partial(tokens, merged)
+    if len(tokens) == 1 and not _is_acronym(tokens[0]) and name not in _ORG_CUES:
+        # "McDonnell" after "Bob McDonnell": the small model, reading a bare surname with a few words
+        # around it, often calls it an organisation; the person the article named is the better reading.
+        return _person_for_partial(tokens, merged, surname_only=True)
     return None
 
 
-def _person_for_partial(tokens: list[str], merged: list[Candidate]) -> Candidate | None:
+def _person_for_partial(tokens: list[str], merged: list[Candidate], surname_only: bool = False) -> Candidate | None:
     """A surname ("Massoud") or a given-name pair goes to the most-mentioned person it can belong to.
 
     With a father and son in the same story, the one the article keeps returning to is the
@@ -762,9 +768,11 @@ def _person_for_partial(tokens: list[str], merged: list[Candidate]) -> Candidate
     people = [o for o in merged if o.kind == ActorKind.PERSON and len(o.tokens) > len(tokens)]
     if len(tokens) == 1:
         matches = [p for p in people if same_token(tokens[0], p.tokens[-1])]
-        matches = matches or [p for p in people if same_token(tokens[0], p.tokens[0])]
+        matches = matches or [p for p in people if not surname_only and same_token(tokens[0], p.tokens[0])]
     else:
-        matches = [p for p in people if all(same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))]
+        # "Luigi Di" is "Luigi Di Maio"; "Al Yousif" is "Mahmood Al Yousif".
+        matches = [p for p in people if all(same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))
+                   or all(same_token(x, y) for x, y in zip(tokens, p.tokens[-len(tokens):], strict=True))]
     if not matches:
         return None
     return max(matches, key=lambda p: (len(p.mentions), -min(m.sentence for m in p.mentions)))
