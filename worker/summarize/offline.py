@@ -488,6 +488,8 @@ def _spans(sentence: str, index: int, lowercase_vocabulary: set[str]) -> list[Me
     return [m for m in mentions if m.tokens]
 
 
+_BETWEEN_SUBJECT_AND_VERB = frozenset(
+    "also has have had will would then now too yesterday today earlier later".split())
 _LANGUAGE_TAG = re.compile(r"\s*\[[a-z]{2}\]")
 
 
@@ -533,22 +535,27 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     if _LANGUAGE_TAG.match(sentence, end_char):
         # "Silvio Rendón [es] writes": the tag marks the linked page's language, not a word of the clause.
         j += 1
-    following = [t[0].lower() for t in tokens[j:j + 3]]
+    following = [t[0].lower() for t in tokens[j:j + 5]]
     after = sentence[end_char:end_char + 2]
-    if after.startswith(","):
-        # Skip an appositive so "Massoud, the leader of ..., said" still counts as a subject.
-        close = sentence.find(",", end_char + 1)
+    dash = re.match(r"\s*[—–]", sentence[end_char:])
+    if after.startswith(",") or dash:
+        # Skip an appositive so "Massoud, the leader of ..., said" and "The Syrian Army — whose
+        # commander-in-chief is ... — entered" still count as subjects.
+        close = sentence.find(dash.group().strip() if dash else ",", end_char + (dash.end() if dash else 1))
         rest = sentence[close + 1:].split() if close > 0 else []
-        following = [w.lower().strip(".,;:") for w in rest[:3]] if rest else following
+        following = [w.lower().strip(".,;:") for w in rest[:5]] if rest else following
     if len(following) > 1 and following[0] == "and" and tokens[j + 1][0][:1].isupper():
-        # "Ukraine and Romania agreed": both ends of the pair are subjects.
-        following = [t[0].lower() for t in tokens[j + 2:j + 6] if not t[0][:1].isupper()]
-    # "Redouane consistently claimed": an adverb between the name and its verb.
-    while following and (following[0] in ("also", "has", "have", "had", "will", "would", "then", "now", "too")
-                         or len(following[0]) > 4 and following[0].endswith("ly")):
+        # "Ukraine and Romania agreed", "US President Donald Trump and Turkish President Recep Tayyip
+        # Erdoğan spoke": both ends of the pair are subjects.
+        following = [t[0].lower() for t in tokens[j + 2:j + 9] if not t[0][:1].isupper()]
+    # "Redouane consistently claimed", "mayor John Tory on Tuesday suggested": an adverb or a day
+    # between the name and its verb.
+    while following and (following[0] in _BETWEEN_SUBJECT_AND_VERB or len(following[0]) > 4
+                         and following[0].endswith("ly") or following[0] == "on" and len(following) > 2
+                         and following[1] in _CALENDAR):
         if len(following) == 1 or not following[1]:
             break
-        following = following[1:]
+        following = following[2:] if following[0] == "on" else following[1:]
     acronym = ""
     paren = re.match(r"\s*\(([A-Z][A-Za-z.]{1,7})\)", sentence[end_char:])
     if paren and _is_acronym(paren.group(1)):
@@ -870,7 +877,7 @@ def _organisation_role(candidate: Candidate, sentences: list[str]) -> str:
 
 _CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
 _SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
-_LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
+_LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|[—–][^—–]{0,100}[—–]|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
 _QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
 # '"...," said the ...', '"..." tweeted Mayor of London Sadiq Khan': a title may stand between.
 _INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked|tweeted|explained|noted|continued)\s+"
