@@ -374,6 +374,7 @@ class Mention:
     verb: str = ""
     described: str = ""
     label: str = ""  # the NER model's label for the span, when a model ran
+    source: bool = False  # hands over to a quotation ("Jzyg found out that ...:"): a name by the layout
 
 
 @dataclass
@@ -1177,7 +1178,7 @@ def _quoted_source(mention: Mention, sentence: str, vocabulary: set[str]) -> Men
     if not (_introduces_quote(sentence) and _acts(mention, sentence)) \
             or any(_weak(t, vocabulary) for t in mention.tokens):
         return None
-    mention.label = "PERSON"
+    mention.label, mention.source = "PERSON", True
     return mention
 
 
@@ -1268,6 +1269,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
                                           for k in asked]) if use_ner else None
     entities = dict(zip(asked, found, strict=True)) if found is not None else {}
     raw: dict[str, list[Mention]] = {}
+    handing_over = {i: _introduces_quote(sentences[i]) for i in usable}
     for k, mention in enumerate(mentions):
         if k in settled:
             mention.label = settled[k]
@@ -1275,6 +1277,8 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
                                                       lowercase_vocabulary)) is None:
             continue
         mention.tokens = _dedupe_repeats(mention.tokens)
+        # A sentence-initial lone word is a name, whatever the model's label, when it hands over to a quotation.
+        mention.source = mention.source or handing_over[mention.sentence] and _acts(mention, sentences[mention.sentence])
         raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
@@ -1286,7 +1290,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
         if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
             continue
         if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and kind != ActorKind.COUNTRY \
-                and not any(m.titles for m in mentions):
+                and not any(m.titles or m.source for m in mentions):
             kind = ActorKind.OTHER
         candidates.append(Candidate(tokens=tokens, mentions=mentions, kind=kind))
     actors = []
