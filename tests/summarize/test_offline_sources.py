@@ -51,13 +51,6 @@ def test_it_tells_a_quotation_in_another_language_from_english():
     assert not _foreign("Between Brack, who has already sold out, and Pizango, I see no chance of an agreement.")
 
 
-def test_it_reads_no_actors_in_a_foreign_language_quotation():
-    text = ("Bloggers react to the clashes.\n\n"
-            "Entre Brack, que ya se vendió, y Pizango, no veo ninguna posibilidad de entendimiento.\n\n"
-            "The ministry said it would send a mediator to the region on Monday.")
-    assert not any("Entre" in name for name in actors_of(text))
-
-
 def test_it_reads_a_present_tense_reporting_verb():
     text = "Erik Sandvold criticizes the council for closing the library without a public hearing."
     assert actors_of(text)["Erik Sandvold"].startswith("criticizes the council")
