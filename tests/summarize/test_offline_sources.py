@@ -73,7 +73,8 @@ def test_it_reads_a_subject_past_a_dash_aside():
 
 
 def test_it_reads_a_subject_past_a_day():
-    text = "Some residents have been critical; mayor Joan Ashdown on Tuesday suggested a wider inquiry into the collapse."
+    text = ("Some residents have been critical; mayor Joan Ashdown on Tuesday suggested a wider inquiry into "
+            "the collapse.")
     assert "suggested a wider inquiry" in actors_of(text)["Joan Ashdown"]
 
 

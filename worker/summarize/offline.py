@@ -878,7 +878,8 @@ def _organisation_role(candidate: Candidate, sentences: list[str]) -> str:
 
 _CLAUSE_BREAK = re.compile(r"[,;:!?“”\"()–—]|(?<!\b[A-Z])\.(?=\s|$)")
 _SPEECH = frozenset("said says added wrote writes told warned insisted argued".split())
-_LEADING_ASIDE = re.compile(r"^\s*(?:\([^)]*\)|,[^,]{0,80},|[—–][^—–]{0,100}[—–]|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
+_LEADING_ASIDE = re.compile(
+    r"^\s*(?:\([^)]*\)|,[^,]{0,80},|[—–][^—–]{0,100}[—–]|(?:and|&)\s+(?:[A-ZÀ-Ý][\w'’.-]*\s+)+)")
 _QUOTE = re.compile(r"^\s*[\"“‘']\s*(.+?)[,.!?]?\s*[\"”’'](?![^\W\d_])")
 # '"...," said the ...', '"..." tweeted Mayor of London Sadiq Khan': a title may stand between.
 _INVERTED_SPEECH = re.compile(r"[\"”’'],?\s*(said|says|added|wrote|asked|tweeted|explained|noted|continued)\s+"
@@ -1278,7 +1279,8 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
             continue
         mention.tokens = _dedupe_repeats(mention.tokens)
         # A sentence-initial lone word is a name, whatever the model's label, when it hands over to a quotation.
-        mention.source = mention.source or handing_over[mention.sentence] and _acts(mention, sentences[mention.sentence])
+        mention.source = mention.source or handing_over[mention.sentence] and _acts(mention,
+                                                                                   sentences[mention.sentence])
         raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
