@@ -6,7 +6,7 @@ All texts are invented, in the style of the tune split (Global Voices round-ups,
 import pytest
 
 from worker.summarize import ner
-from worker.summarize.offline import Candidate, Mention, _foreign, _merge, extract_actors
+from worker.summarize.offline import Candidate, Mention, _foreign, _merge, extract_actors, summarize
 from worker.summarize.schemas import ActorKind
 from worker.text import split_sentences
 
@@ -125,3 +125,25 @@ def test_it_keeps_an_organisation_that_is_no_one_s_surname():
 def test_it_starts_a_sentence_at_a_latin_extended_capital():
     assert split_sentences("The tusk came from the wall in the hall. Łukasz, a chef, took it down.") == [
         "The tusk came from the wall in the hall.", "Łukasz, a chef, took it down."]
+
+
+INTERVIEW = """
+Wikinews: How did the festival start?
+
+Hanna Berg: Karl Olsen founded it in 1998 with three friends. Maria Lind joined the board a year later.
+
+Wikinews: Who decides the programme?
+
+Hanna Berg: Peter Holm chooses the films each spring. Sven Dahl signed the first sponsorship deal.
+Eva Strand wrote the festival's first catalogue.
+
+Wikinews: What comes next?
+
+Hanna Berg: We will open a second venue next year.
+"""
+
+
+def test_it_keeps_an_interview_to_the_interviewee_and_at_most_two_others():
+    names = [a.name for a in summarize("Interview with Hanna Berg", INTERVIEW).key_actors]
+    assert "Hanna Berg" in names
+    assert len(names) <= 3

@@ -29,6 +29,9 @@ MAX_ACTORS = 7
 MIN_ACTORS = 3
 # Past the first MIN_ACTORS, a name seen once must score this share of the top actor's salience.
 SALIENCE_FLOOR = 0.15
+# An interview is about its interviewees: the names in their answers are what they talk about. On
+# the tune split, no interview's gold had more than two actors besides the interviewees.
+INTERVIEW_EXTRA_ACTORS = 2
 
 # --------------------------------------------------------------------------- summary
 
@@ -1323,8 +1326,10 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     actors.sort(key=lambda c: -scores[id(c)])
     top = scores[id(actors[0])] if actors else 0
     result = []
+    limit = MAX_ACTORS if not exclude else min(
+        MAX_ACTORS, len(speakers & {fold(c.name) for c in actors}) + INTERVIEW_EXTRA_ACTORS)
     for candidate in actors:
-        if len(result) >= MAX_ACTORS:
+        if len(result) >= limit:
             break
         if len(result) >= MIN_ACTORS and len(candidate.mentions) < 2 and scores[id(candidate)] < SALIENCE_FLOOR * top:
             continue
