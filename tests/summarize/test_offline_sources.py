@@ -147,3 +147,15 @@ def test_it_keeps_an_interview_to_the_interviewee_and_at_most_two_others():
     names = [a.name for a in summarize("Interview with Hanna Berg", INTERVIEW).key_actors]
     assert "Hanna Berg" in names
     assert len(names) <= 3
+
+
+def test_it_ranks_a_speaker_named_after_the_quotation_like_one_named_before_it():
+    text = ("Jonas Kerr stabbed two people at the market hall on Friday. Kerr then fled across the bridge. "
+            "Kerr had been released from prison last year. Kerr appeared in court on Monday. "
+            "Kerr was remanded in custody. Kerr faces a life sentence. "
+            "Aldo Brenner chased him with a fire extinguisher. Brenner said he did not think twice. "
+            "Brenner works at the hall as a chef. "
+            "Tilda Voss held him down. Voss said it was over in seconds. Voss is a tour guide. "
+            "Oskar Lind took his knife. Lind said others helped. Lind is a student. "
+            '"I am grateful to everyone who ran towards danger" said Mayor of Kestrel Joan Ashdown.')
+    assert "Joan Ashdown" in actors_of(text)

@@ -379,6 +379,7 @@ class Mention:
     described: str = ""
     label: str = ""  # the NER model's label for the span, when a model ran
     source: bool = False  # hands over to a quotation ("Jzyg found out that ...:"): a name by the layout
+    quoted: bool = False  # named after the quotation it speaks ('"...", said Mayor Sadiq Khan')
 
 
 @dataclass
@@ -587,6 +588,7 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
         and next_word.lower() not in _STOPWORDS and not after.startswith(",") and not subject,
         group_noun=next_word.lower() in _GROUP_NOUNS, sentence_initial=initial, acronym=acronym,
+        quoted=bool(_INVERTED_SPEECH.search(sentence, max(0, tokens[i][1] - 100), tokens[i][1])),
     )
 
 
@@ -1093,8 +1095,9 @@ def _display_name(candidate: Candidate, token_counts: Counter[str]) -> str:
 def _salience(candidate: Candidate, sentence_count: int, speakers: frozenset[str] | set[str] = frozenset()) -> float:
     """Role in the story: mentions, subject of verbs (speech counts double), lead presence, interviewee."""
     first = min(m.sentence for m in candidate.mentions)
-    subjects = sum(m.subject for m in candidate.mentions)
-    speech = sum(m.verb in _SPEECH for m in candidate.mentions)
+    # '"...", said X' is as much X speaking as "X said".
+    subjects = sum(m.subject or m.quoted for m in candidate.mentions)
+    speech = sum(m.verb in _SPEECH or m.quoted for m in candidate.mentions)
     return (len(candidate.mentions) + 1.5 * subjects + speech + 2 * (1 - first / max(sentence_count, 1))
             + (0.5 if any(m.titles for m in candidate.mentions) else 0)
             + (5 if fold(candidate.name) in speakers else 0))
