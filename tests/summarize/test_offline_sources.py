@@ -159,3 +159,18 @@ def test_it_ranks_a_speaker_named_after_the_quotation_like_one_named_before_it()
             "Oskar Lind took his knife. Lind said others helped. Lind is a student. "
             '"I am grateful to everyone who ran towards danger" said Mayor of Kestrel Joan Ashdown.')
     assert "Joan Ashdown" in actors_of(text)
+
+
+def test_it_leaves_off_words_the_model_reads_as_another_kind_of_name():
+    from worker.summarize.offline import _align
+
+    sentence = "In Spain, writing at North Madrid Tomas Ferrandiz notes how the vote changed the city:"
+    start = sentence.index("Madrid")
+    end = sentence.index(" notes")
+    mention = Mention(tokens=["Madrid", "Tomas", "Ferrandiz"], sentence=0, start=start, end=end, titles=[],
+                      locative=False, subject=True, modifier=False, group_noun=False, sentence_initial=False,
+                      verb="notes")
+    entities = [ner.Entity(sentence.index("North"), sentence.index(" Tomas"), "FAC"),
+                ner.Entity(sentence.index("Tomas"), end, "PERSON")]
+    aligned = _align(mention, sentence, entities, set())
+    assert aligned is not None and aligned.tokens == ["Tomas", "Ferrandiz"]

@@ -1143,6 +1143,10 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
     outside = _TOKEN.findall(sentence[mention.start:start] + " " + sentence[end:mention.end])
+    # "writing at South Jerusalem Gresghom Gorenberg": words the model reads as another kind of name
+    # (a place, a facility) are that name, not a part of this one the model cut off.
+    elsewhere = {w for e in overlapping if e is not entity for w in _TOKEN.findall(sentence[e.start:e.end])}
+    outside = [w for w in outside if w not in elsewhere]
     if len(named) < 2 and any(not _weak(w, vocabulary) for w in outside):
         # The model cut a name short ("Solaris" of "Solaris Grid"): only ordinary words
         # ("Yesterday", "In") are trimmed off a name the rules read.
