@@ -6,7 +6,16 @@ All texts are invented, in the style of the tune split (Global Voices round-ups,
 import pytest
 
 from worker.summarize import ner
-from worker.summarize.offline import Candidate, Mention, _foreign, _merge, extract_actors, summarize
+from worker.summarize.offline import (
+    Candidate,
+    Mention,
+    _align,
+    _foreign,
+    _merge,
+    _only_a_source,
+    extract_actors,
+    summarize,
+)
 from worker.summarize.schemas import ActorKind
 from worker.text import split_sentences
 
@@ -162,7 +171,6 @@ def test_it_ranks_a_speaker_named_after_the_quotation_like_one_named_before_it()
 
 
 def test_it_leaves_off_words_the_model_reads_as_another_kind_of_name():
-    from worker.summarize.offline import _align
 
     sentence = "In Spain, writing at North Madrid Tomas Ferrandiz notes how the vote changed the city:"
     start = sentence.index("Madrid")
@@ -174,3 +182,21 @@ def test_it_leaves_off_words_the_model_reads_as_another_kind_of_name():
                 ner.Entity(sentence.index("Tomas"), end, "PERSON")]
     aligned = _align(mention, sentence, entities, set())
     assert aligned is not None and aligned.tokens == ["Tomas", "Ferrandiz"]
+
+
+def _acting(tokens: list[str], kind: ActorKind, verbs: list[str]) -> Candidate:
+    mentions = [Mention(tokens=tokens, sentence=k, start=0, end=1, titles=[], locative=False, subject=True,
+                        modifier=False, group_noun=False, sentence_initial=True, verb=verb)
+                for k, verb in enumerate(verbs)]
+    return Candidate(tokens=tokens, mentions=mentions, kind=kind)
+
+
+@pytest.mark.parametrize(("tokens", "verbs", "source"), [
+    (["El", "Comercio"], ["reported"], True),  # a paper cited for the news tells the story
+    (["Thames", "Valley", "Police"], ["reported"], False),  # a police force reporting an arrest acts
+    (["El", "Comercio"], ["reported", "sued"], False),  # a paper that also does something acts
+    (["Kestrel", "Airways"], ["said"], False),
+])
+def test_it_tells_a_body_only_cited_for_the_news_from_one_that_acts(tokens, verbs, source):
+
+    assert _only_a_source(_acting(tokens, ActorKind.ORGANISATION, verbs)) is source

@@ -1248,6 +1248,17 @@ def _foreign(sentence: str) -> bool:
     return sum(w in _FOREIGN_WORDS for w in words) > sum(w in _ENGLISH_WORDS for w in words)
 
 
+_REPORTING = frozenset("reported reports".split())
+
+
+def _only_a_source(candidate: Candidate) -> bool:
+    """A publication cited for the news ("El Comercio reported that ..."): a body whose only act is
+    reporting, and whose name says it is no police, court or ministry, tells the story, not acts in it."""
+    verbs = {m.verb for m in candidate.mentions if m.subject}
+    return candidate.kind == ActorKind.ORGANISATION and bool(verbs) and verbs <= _REPORTING \
+        and not any(fold(t) in _ORG_CUES for t in candidate.tokens)
+
+
 def _introduces_quote(sentence: str) -> bool:
     """A sentence that hands over to a quotation ("Paco Bardales of Diario de Iquitos writes:"): not
     summary prose, but it says who spoke, which is how round-ups of blogs name their actors."""
@@ -1322,7 +1333,7 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
             candidate.kind = ActorKind.ORGANISATION
         if candidate.kind != ActorKind.ORGANISATION and all(m.modifier for m in candidate.mentions):
             continue
-        if _common_noun(candidate, lowercase_vocabulary):
+        if _common_noun(candidate, lowercase_vocabulary) or _only_a_source(candidate):
             continue
         actors.append(candidate)
     # A speaker label may be a first name only ("Simon: ..." for Simon Ličen).
