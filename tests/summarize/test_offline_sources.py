@@ -171,7 +171,6 @@ def test_it_ranks_a_speaker_named_after_the_quotation_like_one_named_before_it()
 
 
 def test_it_leaves_off_words_the_model_reads_as_another_kind_of_name():
-
     sentence = "In Spain, writing at North Madrid Tomas Ferrandiz notes how the vote changed the city:"
     start = sentence.index("Madrid")
     end = sentence.index(" notes")
@@ -198,5 +197,4 @@ def _acting(tokens: list[str], kind: ActorKind, verbs: list[str]) -> Candidate:
     (["Kestrel", "Airways"], ["said"], False),
 ])
 def test_it_tells_a_body_only_cited_for_the_news_from_one_that_acts(tokens, verbs, source):
-
     assert _only_a_source(_acting(tokens, ActorKind.ORGANISATION, verbs)) is source
