@@ -1259,6 +1259,34 @@ def _only_a_source(candidate: Candidate) -> bool:
         and not any(fold(t) in _ORG_CUES for t in candidate.tokens)
 
 
+# "Stiletos in the Sand, an American based in Saudi Arabia, writes:", "Deep blue sea, upon testing the
+# program, asked:": a blog's or blogger's name, lowercase words and all, then an aside and the verb.
+_SOURCE_PHRASE = re.compile(r"([A-ZÀ-Ý][\w'’.-]*(?: [\w'’.-]+){0,4}),(?: [^,:]{1,80},)? ([a-z]+)\b[^:]*:\s*$")
+# ... after an opening phrase: "After listening to the speech, Stiletos in the Sand, an American ..., writes:".
+_OPENING_PHRASE = re.compile(r"[A-ZÀ-Ý][^,:]{2,60}, ")
+
+
+def _source_phrase(sentence: str, index: int, vocabulary: set[str]) -> Mention | None:
+    """The name that opens a sentence handing over to a quotation, read as the page lays it out: up
+    to the comma before an aside and the verb. None when the opening is a phrase of the sentence
+    ("In the blogosphere, ...", "After the speech, ...", "Meanwhile, ...") rather than a name."""
+    if not _introduces_quote(sentence):
+        return None
+    opening = _OPENING_PHRASE.match(sentence)
+    found = next((f for f in (_SOURCE_PHRASE.match(sentence, opening.end()) if opening else None,
+                              _SOURCE_PHRASE.match(sentence)) if f and _is_verb(f.group(2))), None)
+    if not found:
+        return None
+    words = found.group(1).split()
+    first = words[0].lower()
+    if first in _STOPWORDS or first in _PREPOSITIONS or first in _OPENERS or first in vocabulary \
+            or first.endswith("ing") or _is_title(first):
+        return None
+    return Mention(tokens=words, sentence=index, start=found.start(1), end=found.end(1), titles=[], locative=False,
+                   subject=True, modifier=False, group_noun=False, sentence_initial=found.start(1) == 0, verb=found.group(2),
+                   source=True)
+
+
 def _introduces_quote(sentence: str) -> bool:
     """A sentence that hands over to a quotation ("Paco Bardales of Diario de Iquitos writes:"): not
     summary prose, but it says who spoke, which is how round-ups of blogs name their actors."""
@@ -1278,14 +1306,18 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     # Dates, publications and nationalities never become actors, whatever the model says of them.
     mentions = [m for i in usable for m in _spans(sentences[i], i, lowercase_vocabulary) if not _never_actor(m.tokens)]
+    for i in usable:
+        if source := _source_phrase(sentences[i], i, lowercase_vocabulary):
+            mentions = [m for m in mentions if m.sentence != i or not source.start <= m.start < source.end] + [source]
     use_ner = use_ner and ner.available()
     # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
     settled: dict[int, str] = {}
     for k, mention in enumerate(mentions):
         folded = fold(" ".join(mention.tokens))
         if mention.start == 0 and sentences[mention.sentence][mention.end:].startswith(":") \
-                and folded in speakers | exclude:
-            # A speaker label is a name by the page's own layout, whatever the model makes of it.
+                and folded in speakers | exclude or mention.source:
+            # A speaker label or a quoted blog's name is a name by the page's own layout, whatever
+            # the model makes of it.
             settled[k] = "PERSON"
         elif use_ner and (folded in _countries() or mention.acronym and mention.acronym == _initials(mention.tokens)):
             # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
