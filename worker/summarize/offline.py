@@ -1283,8 +1283,8 @@ def _source_phrase(sentence: str, index: int, vocabulary: set[str]) -> Mention |
             or first.endswith("ing") or _is_title(first):
         return None
     return Mention(tokens=words, sentence=index, start=found.start(1), end=found.end(1), titles=[], locative=False,
-                   subject=True, modifier=False, group_noun=False, sentence_initial=found.start(1) == 0, verb=found.group(2),
-                   source=True)
+                   subject=True, modifier=False, group_noun=False, sentence_initial=found.start(1) == 0,
+                   verb=found.group(2), source=True)
 
 
 def _introduces_quote(sentence: str) -> bool:
