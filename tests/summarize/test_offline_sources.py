@@ -198,3 +198,17 @@ def _acting(tokens: list[str], kind: ActorKind, verbs: list[str]) -> Candidate:
 ])
 def test_it_tells_a_body_only_cited_for_the_news_from_one_that_acts(tokens, verbs, source):
     assert _only_a_source(_acting(tokens, ActorKind.ORGANISATION, verbs)) is source
+
+
+def test_it_reads_a_blog_name_with_lowercase_words_that_hands_over_to_a_quotation():
+    text = ("Bloggers in the region are reacting to the speech.\n\n"
+            "After watching the speech, Notes from the Oasis, a teacher living in Doha, writes:\n\n"
+            "Forty minutes of my evening went on promises we have heard before.")
+    assert actors_of(text)["Notes from the Oasis"].startswith("writes “Forty minutes of my evening")
+
+
+def test_it_does_not_take_an_opening_phrase_for_a_source():
+    text = ("Bloggers in the region are reacting to the speech.\n\n"
+            "The readers, it seems, agreed:\n\n"
+            "Forty minutes of my evening went on promises we have heard before.")
+    assert not any("readers" in name for name in actors_of(text))
