@@ -212,3 +212,15 @@ def test_it_does_not_take_an_opening_phrase_for_a_source():
             "The readers, it seems, agreed:\n\n"
             "Forty minutes of my evening went on promises we have heard before.")
     assert not any("readers" in name for name in actors_of(text))
+
+
+def test_it_merges_a_first_surname_into_a_full_spanish_name_even_one_read_as_an_organisation():
+    merged = _merge([_candidate(["Ricardo", "Rosselló", "Nevares"], ActorKind.ORGANISATION),
+                     _candidate(["Rosselló"], ActorKind.ORGANISATION)])
+    assert [(c.name, len(c.mentions)) for c in merged] == [("Ricardo Rosselló Nevares", 2)]
+
+
+def test_it_keeps_the_first_name_after_a_title_of_a_ministry():
+    text = ("Secretary of Justice Wanda Vázquez Garced has said she is not interested in taking up the office "
+            "of governor.")
+    assert "Wanda Vázquez Garced" in actors_of(text)

@@ -527,13 +527,15 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     while parts and parts[0].lower() in _CALENDAR:
         parts.pop(0)
     previous = [t[0].lower() for t in tokens[max(0, i - 3):i]]
-    if len(previous) > 1 and previous[-1] == "of" and _is_title(previous[-2]) and len(parts) >= 3:
+    if len(previous) > 1 and previous[-1] == "of" and _is_title(previous[-2]):
         # "Mayor of London Sadiq Khan", "First Minister of Scotland Nicola Sturgeon": the place
-        # belongs to the title; the name is what follows it.
-        place = 2 if fold(" ".join(parts[:2])) in _countries() and len(parts) >= 4 else 1
-        titles, parts = [*titles, tokens[i - 2][0], "of", *parts[:place]], parts[place:]
-        # The model reads the name alone, and the title, not "of", is what comes before it.
-        previous, i = [t[0].lower() for t in tokens[max(0, i - 5):i - 2]], i + place
+        # belongs to the title and the name is what follows it ("Secretary of Justice Wanda Vázquez"
+        # has its title word already); the word before the title, not "of", is what precedes the name.
+        previous = [t[0].lower() for t in tokens[max(0, i - 5):i - 2]]
+        if len(parts) >= 3 and not titles:
+            place = 2 if fold(" ".join(parts[:2])) in _countries() and len(parts) >= 4 else 1
+            titles, parts = [*titles, tokens[i - 2][0], "of", *parts[:place]], parts[place:]
+            i += place  # the model reads the name alone
     previous_word = previous[-1] if previous else ""
     if len(previous) > 1 and (previous_word == "the" or previous[-2] in _LOCATIVE and previous_word.islower()):
         # "in the Valley", "in northeastern Afghanistan": the preposition still governs the name.
@@ -662,8 +664,9 @@ def _dedupe_repeats(tokens: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- classification and merging
 
-# Capitalised words for a medium, never for someone who acts ("the Brazilian Internet might be turned ...").
-_MEDIA_WORDS = frozenset("internet web".split())
+# Capitalised words for a medium or a time zone, never for someone who acts ("the Brazilian Internet
+# might be turned ...", "at 17:00 UTC").
+_MEDIA_WORDS = frozenset("internet web utc gmt".split())
 
 
 def _never_actor(tokens: list[str]) -> bool:
@@ -782,7 +785,14 @@ def _person_for_partial(tokens: list[str], merged: list[Candidate], surname_only
     people = [o for o in merged if o.kind == ActorKind.PERSON and len(o.tokens) > len(tokens)]
     if len(tokens) == 1:
         matches = [p for p in people if same_token(tokens[0], p.tokens[-1])]
-        matches = matches or [p for p in people if not surname_only and same_token(tokens[0], p.tokens[0])]
+        if surname_only:
+            # "Rosselló" of "Ricardo Rosselló Nevares": a Spanish first surname, and the full name
+            # misread as an organisation too.
+            matches = matches or [o for o in merged if len(o.tokens) > 2 and o.kind in (
+                ActorKind.PERSON, ActorKind.ORGANISATION) and not any(fold(t) in _ORG_CUES for t in o.tokens)
+                and any(same_token(tokens[0], t) for t in o.tokens[1:-1])]
+        else:
+            matches = matches or [p for p in people if same_token(tokens[0], p.tokens[0])]
     else:
         # "Luigi Di" is "Luigi Di Maio"; "Al Yousif" is "Mahmood Al Yousif".
         matches = [p for p in people if all(same_token(x, y) for x, y in zip(tokens, p.tokens, strict=False))
