@@ -224,3 +224,8 @@ def test_it_keeps_the_first_name_after_a_title_of_a_ministry():
     text = ("Secretary of Justice Wanda Vázquez Garced has said she is not interested in taking up the office "
             "of governor.")
     assert "Wanda Vázquez Garced" in actors_of(text)
+
+
+def test_it_does_not_take_a_participle_with_its_agent_for_the_name_s_verb():
+    text = "Interstellar Grain Samples collected by the Aurora probe in the stratosphere showed traces of iron."
+    assert not any(action.startswith("collected by") for action in actors_of(text).values())

@@ -572,7 +572,10 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     direction = previous_word == "of" and len(previous) > 1 and previous[-2] in _PLACE_CUES | {
         "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "outskirts"}
     next_word = tokens[j][0] if j < len(tokens) else ""
-    subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS
+    # "Interplanetary Dust Particles collected by U2", "Germany, backed by ...": a participle with
+    # its agent describes the name; it is not the name's verb.
+    subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS \
+        and following[1:2] != ["by"]
     window = sentence[max(0, tokens[i][1] - 80):tokens[i][1]]
     described = None
     if previous and previous[-1] in _ROLE_NOUNS:
