@@ -1,8 +1,8 @@
 """Starting a send: approved -> sending, one queued Delivery row per eligible subscriber, nudges.
 
 Also the operator's pause, resume and cancel of a send. `lease_until` of a *queued* row is the time
-until which a Celery message for it is believed to be on its way; after that the sweeper publishes
-a new one.
+until which a Celery message for it is believed to be on its way (or, for a row held until the
+subscriber's send time, that time); after that the sweeper publishes a new one.
 """
 
 import logging
@@ -150,10 +150,12 @@ def _create_rows(digest: Digest) -> int:
     timed = (eligible_subscribers(digest).filter(send_time__isnull=False)
              .values_list("pk", "send_time", "timezone").iterator(chunk_size=FAN_OUT_CHUNK))
     while chunk := list(islice(timed, FAN_OUT_CHUNK)):
+        releases = [subscriber_release(send_time, tz_name, zone, now) for _, send_time, tz_name in chunk]
+        # A held row wants no message before its release: leased until then, the sweeper's nudge finds it
+        # when that lease lapses, instead of stepping over it (lease-less but not due) on every sweep.
         created += len(Delivery.objects.bulk_create(
-            [Delivery(digest_id=digest.pk, subscriber_id=pk, created_at=now,
-                      not_before=subscriber_release(send_time, tz_name, zone, now))
-             for pk, send_time, tz_name in chunk], ignore_conflicts=True))
+            [Delivery(digest_id=digest.pk, subscriber_id=pk, created_at=now, not_before=release, lease_until=release)
+             for (pk, _, _), release in zip(chunk, releases, strict=True)], ignore_conflicts=True))
     return created
 
 
@@ -177,22 +179,33 @@ def subscriber_release(send_time: clock_time | None, tz_name: str, fallback: Zon
     return release if release > now else None
 
 
-def nudge(digest_id: int | None = None) -> list[list[int]]:
+def nudge(digest_id: int | None = None, limit: int | None = None) -> list[list[int]]:
     """Queued, due rows with no message believed in flight: mark them nudged and return them in batches.
 
-    Batches never mix digests. The caller publishes one send_batch per batch.
+    At most `limit` rows (the sweeper's bound), never-nudged rows first, then the oldest lapses; the
+    others wait for the next call. Batches never mix digests. The caller publishes one send_batch per batch.
     """
     now = timezone.now()
-    stale = (Q(lease_until__isnull=True) | Q(lease_until__lt=now)) & due()
-    rows = Delivery.objects.filter(stale, status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING)
+    rows = Delivery.objects.filter(due(), status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING)
     if digest_id is not None:
         rows = rows.filter(digest_id=digest_id)
-    # One UPDATE marks them all, then the rows carrying this very lease are listed (by index): two
-    # statements whatever the list size. The random microseconds keep two concurrent nudges apart; if
-    # one overwrites the other's lease, its rows are simply published by it instead.
+    # The rows are marked by UPDATEs, then the rows carrying this very lease are listed (by index): a
+    # fixed number of statements whatever the list size. The random microseconds keep two concurrent
+    # nudges apart; if one overwrites the other's lease, its rows are simply published by it instead.
     lease = now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS,
                             microseconds=-random.randrange(1_000_000))
-    Delivery.objects.filter(pk__in=rows.values("pk")).update(lease_until=lease)
+    marked = 0
+    # Two ranges of the (status, lease_until) index, each read in index order, so a LIMIT stops the scan
+    # after the rows it needs: as one `IS NULL OR < now` the planner can only collect them all (a BitmapOr).
+    for stale in (Q(lease_until__isnull=True), Q(lease_until__lt=now)):
+        candidates = rows.filter(stale).order_by("lease_until").values("pk")
+        if limit is not None:
+            if marked >= limit:
+                break
+            candidates = candidates[:limit - marked]
+        # The status again in the outer UPDATE: PostgreSQL re-checks only its own WHERE on a row a claim
+        # changed meanwhile, and a claimed row's lease is its worker's, not a nudge's.
+        marked += Delivery.objects.filter(pk__in=candidates, status=Delivery.Status.QUEUED).update(lease_until=lease)
     nudged = Delivery.objects.filter(status=Delivery.Status.QUEUED, lease_until=lease)
     size = settings.NEWSDIGEST_SEND_BATCH_SIZE
     batches: list[list[int]] = []
@@ -216,7 +229,8 @@ def resume(digest_id: int) -> list[list[int]]:
     if not Digest.transition(digest_id, from_status=Digest.Status.PAUSED, to_status=Digest.Status.SENDING,
                              pause_reason="", consecutive_failures=0):
         raise SendRefused(f"digest {digest_id} is {_status(digest_id)}; only a paused digest can be resumed")
-    Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.QUEUED).update(lease_until=None)
+    # Every queued row is due a message now, except held ones: those keep their release as their lease.
+    Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.QUEUED).update(lease_until=F("not_before"))
     return nudge(digest_id)
 
 

@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, TextField, Value
+from django.db.models import Case, Count, F, Q, TextField, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -28,17 +28,19 @@ def expired_leases_to_queue() -> int:
     """
     now = timezone.now()
     expired = Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
+    in_flight = expired.exclude(message_id="")
     # One line however many rows (a dead worker can leave a whole batch): the report names them all.
-    in_flight = list(expired.exclude(message_id="").values_list("pk", flat=True)[:10])
-    flagged = expired.exclude(message_id="").update(possible_duplicate=True)
-    if flagged:
+    if flagged := in_flight.count():
+        first = list(in_flight.order_by("pk").values_list("pk", flat=True)[:10])
         log.warning("%s deliveries (%s%s) lost their worker mid-send; they may be delivered twice",
-                    flagged, ", ".join(map(str, in_flight)), ", ..." if flagged > len(in_flight) else "")
+                    flagged, ", ".join(map(str, first)), ", ..." if flagged > len(first) else "")
+    # Flagged by the moves themselves rather than by an UPDATE of its own: each row is written once.
+    duplicate = Case(When(~Q(message_id=""), then=Value(True)), default=F("possible_duplicate"))
     failed = expired.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
         from_status=Delivery.Status.SENDING, to_status=Delivery.Status.FAILED, lease_until=None,
-        last_error=_gave_up(Value("worker lost")))
+        possible_duplicate=duplicate, last_error=_gave_up(Value("worker lost")))
     return failed + expired.transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.QUEUED,
-                                       claimed_by="", lease_until=None)
+                                       claimed_by="", lease_until=None, possible_duplicate=duplicate)
 
 
 def _gave_up(reason: Value | F) -> Concat:
@@ -58,21 +60,18 @@ def sweep() -> list[list[int]]:
         last_error=_gave_up(F("last_error")))
     batches = []
     stalled = timezone.now() - timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
-    for digest_id in (Digest.objects.filter(status=Digest.Status.SENDING, send_started_at__lt=stalled)
-                      .values_list("pk", flat=True)):
+    # Read once for the fan-out check and the finish check: nothing in between moves a digest out of sending.
+    sending = list(Digest.objects.filter(status=Digest.Status.SENDING).values_list("pk", "send_started_at"))
+    for digest_id, started in sending:
         # One index probe per sending digest (a handful), never a count or a join over the rows: as one
         # NOT EXISTS the planner chose a sequential scan of a 1M-row table (bench/fanout/rows.py).
-        if not Delivery.objects.filter(digest_id=digest_id).exists():
+        if started and started < stalled and not Delivery.objects.filter(digest_id=digest_id).exists():
             batches += fan_out(digest_id)
-    batches += nudge()
-    for digest_id in sending_digest_ids():
+    batches += nudge(limit=settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT)
+    for digest_id, _ in sending:
         finish_if_done(digest_id)
     skip_cancelled()
     return batches
-
-
-def sending_digest_ids() -> list[int]:
-    return list(Digest.objects.filter(status=Digest.Status.SENDING).values_list("pk", flat=True))
 
 
 def progress(digest_id: int) -> dict[str, int]:
