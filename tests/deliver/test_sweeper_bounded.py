@@ -116,3 +116,17 @@ def test_a_resumed_digest_keeps_its_held_rows_until_their_release(limited):
     held = Delivery.objects.get(digest=digest, subscriber=night_owl)
     assert held.pk not in resumed and len(resumed) == 2
     assert held.lease_until == datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_a_lost_workers_row_at_the_attempt_cap_fails_flagged_as_a_possible_duplicate(limited, settings):
+    digest = sending(2)
+    in_smtp, untried = deliver.claim(list(Delivery.objects.filter(digest=digest).values_list("pk", flat=True)), "dead")
+    Delivery.objects.filter(pk=in_smtp.pk).update(message_id="<in-flight@x>")
+    Delivery.objects.filter(digest=digest).update(attempts=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS)
+    lapse(Delivery.objects.filter(digest=digest))
+    deliver.sweep()
+    rows = {d.pk: d for d in Delivery.objects.filter(digest=digest)}
+    assert {d.status for d in rows.values()} == {Delivery.Status.FAILED}
+    assert (rows[in_smtp.pk].possible_duplicate, rows[untried.pk].possible_duplicate) == (True, False)
+    assert rows[in_smtp.pk].last_error.endswith("worker lost")
