@@ -19,7 +19,7 @@ import redis
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .. import jobs, render
@@ -179,33 +179,38 @@ def subscriber_release(send_time: clock_time | None, tz_name: str, fallback: Zon
     return release if release > now else None
 
 
-def nudge(digest_id: int | None = None, limit: int | None = None) -> list[list[int]]:
+def nudge(digest_id: int | None = None, *, limit: int | None = None,
+          sending: list[int] | None = None) -> list[list[int]]:
     """Queued, due rows with no message believed in flight: mark them nudged and return them in batches.
 
-    At most `limit` rows (the sweeper's bound), never-nudged rows first, then the oldest lapses; the
-    others wait for the next call. Batches never mix digests. The caller publishes one send_batch per batch.
+    Rows of `digest_id`, or of every sending digest (`sending`: their ids when the caller has just read
+    them). At most `limit` rows (the sweeper's bound), never-nudged rows first, then the oldest lapses;
+    the others wait for the next call. Batches never mix digests. The caller publishes one send_batch
+    per batch.
     """
     now = timezone.now()
-    rows = Delivery.objects.filter(due(), status=Delivery.Status.QUEUED, digest__status=Digest.Status.SENDING)
-    if digest_id is not None:
-        rows = rows.filter(digest_id=digest_id)
-    # The rows are marked by UPDATEs, then the rows carrying this very lease are listed (by index): a
+    if sending is None:
+        digests = Digest.objects.filter(status=Digest.Status.SENDING)
+        if digest_id is not None:
+            digests = digests.filter(pk=digest_id)
+        sending = list(digests.values_list("pk", flat=True))
+    if not sending:
+        return []
+    # Explicit digest ids rather than a join: joined to the digests, the planner misjudged how many rows
+    # a LIMIT needs and sorted the whole backlog (bench/fanout/rows.py).
+    rows = Delivery.objects.filter(due(), status=Delivery.Status.QUEUED, digest_id__in=sending)
+    # The rows are marked by one UPDATE, then the rows carrying this very lease are listed (by index): a
     # fixed number of statements whatever the list size. The random microseconds keep two concurrent
     # nudges apart; if one overwrites the other's lease, its rows are simply published by it instead.
     lease = now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS,
                             microseconds=-random.randrange(1_000_000))
-    marked = 0
-    # Two ranges of the (status, lease_until) index, each read in index order, so a LIMIT stops the scan
-    # after the rows it needs: as one `IS NULL OR < now` the planner can only collect them all (a BitmapOr).
-    for stale in (Q(lease_until__isnull=True), Q(lease_until__lt=now)):
-        candidates = rows.filter(stale).order_by("lease_until").values("pk")
-        if limit is not None:
-            if marked >= limit:
-                break
-            candidates = candidates[:limit - marked]
-        # The status again in the outer UPDATE: PostgreSQL re-checks only its own WHERE on a row a claim
-        # changed meanwhile, and a claimed row's lease is its worker's, not a nudge's.
-        marked += Delivery.objects.filter(pk__in=candidates, status=Delivery.Status.QUEUED).update(lease_until=lease)
+    if limit is None:
+        stale = rows.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        Delivery.objects.filter(pk__in=stale.values("pk")).update(lease_until=lease)
+    else:
+        # The status again: a row claimed since it was picked keeps its worker's lease.
+        Delivery.objects.filter(pk__in=_oldest_stale(rows, now, limit), status=Delivery.Status.QUEUED).update(
+            lease_until=lease)
     nudged = Delivery.objects.filter(status=Delivery.Status.QUEUED, lease_until=lease)
     size = settings.NEWSDIGEST_SEND_BATCH_SIZE
     batches: list[list[int]] = []
@@ -216,6 +221,22 @@ def nudge(digest_id: int | None = None, limit: int | None = None) -> list[list[i
             current_digest = digest
         batches[-1].append(pk)
     return batches
+
+
+def _oldest_stale(rows: QuerySet[Delivery], now: datetime, limit: int) -> list[int]:
+    """Up to `limit` ids among `rows` due a nudge: never nudged first, then the oldest lapses.
+
+    Two ranges of the (status, lease_until) index, each read in index order under a LIMIT, so the scan
+    stops after the rows it needs (as one `IS NULL OR < now` the planner can only collect them all, a
+    BitmapOr). The ids come back here rather than feeding the UPDATE as a subquery: with the statistics
+    of a nearly finished send, PostgreSQL planned `id IN (SELECT ... LIMIT)` as a nested loop that ran
+    the subquery again for every queued row (1.3 s at 1M rows, bench/fanout/rows.py).
+    """
+    picked = list(rows.filter(lease_until__isnull=True).values_list("pk", flat=True)[:limit])
+    if len(picked) < limit:
+        picked += rows.filter(lease_until__lt=now).order_by("lease_until").values_list("pk", flat=True)[
+            :limit - len(picked)]
+    return picked
 
 
 def pause(digest_id: int, reason: str = "paused by an operator") -> None:

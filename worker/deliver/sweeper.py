@@ -31,7 +31,7 @@ def expired_leases_to_queue() -> int:
     in_flight = expired.exclude(message_id="")
     # One line however many rows (a dead worker can leave a whole batch): the report names them all.
     if flagged := in_flight.count():
-        first = list(in_flight.order_by("pk").values_list("pk", flat=True)[:10])
+        first = list(in_flight.values_list("pk", flat=True)[:10])
         log.warning("%s deliveries (%s%s) lost their worker mid-send; they may be delivered twice",
                     flagged, ", ".join(map(str, first)), ", ..." if flagged > len(first) else "")
     # Flagged by the moves themselves rather than by an UPDATE of its own: each row is written once.
@@ -67,7 +67,7 @@ def sweep() -> list[list[int]]:
         # NOT EXISTS the planner chose a sequential scan of a 1M-row table (bench/fanout/rows.py).
         if started and started < stalled and not Delivery.objects.filter(digest_id=digest_id).exists():
             batches += fan_out(digest_id)
-    batches += nudge(limit=settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT)
+    batches += nudge(limit=settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT, sending=[pk for pk, _ in sending])
     for digest_id, _ in sending:
         finish_if_done(digest_id)
     skip_cancelled()
