@@ -13,9 +13,10 @@ Then the sweeper (`deliver.sweep()`), `--runs` sweeps in each of four states, ea
 statement count, and the median time of each statement over the runs (`--explain`: the plan of each,
 EXPLAIN (ANALYZE, BUFFERS) replayed in a rolled-back transaction):
 
-- mid-send: every row queued, a message in flight for all but `--lapsed` rows, whose nudge has lapsed
-  (each sweep re-nudges at most NEWSDIGEST_DELIVERY_NUDGE_LIMIT of them); first right after the
-  UPDATE that makes them lapse, then after VACUUM ANALYZE of the delivery table;
+- mid-send: every row queued with a message in flight (the held rows waiting for their send time);
+  then with a backlog of `--lapsed` rows whose nudge has lapsed (each sweep re-nudges at most
+  NEWSDIGEST_DELIVERY_NUDGE_LIMIT of them), right after the UPDATE that makes them lapse and after
+  VACUUM ANALYZE of the delivery table;
 - near the end: every row sent by one UPDATE, then 1,000 rows of a dead worker (sending, lease
   expired, in the SMTP conversation) put back before each sweep; first right after that 1M-row
   UPDATE, before any vacuum (its dead index entries are what the first sweep walks), then after
@@ -114,13 +115,15 @@ def sweep_bench(digest_id: int, args: argparse.Namespace) -> None:
     past = timezone.now() - timezone.timedelta(seconds=60)
     print(f"sweeper: {args.runs} sweeps per state, at most {settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT} rows "
           f"re-nudged per sweep; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    analyze()
+    sweeps("mid-send, every message in flight (as the fan-out and its nudge left the table)", args)
     lapsed = Delivery.objects.filter(digest_id=digest_id, status=Delivery.Status.QUEUED,
                                      lease_until__isnull=False).order_by("pk").values("pk")[:args.lapsed]
     Delivery.objects.filter(pk__in=lapsed).update(lease_until=past)
     analyze()
-    sweeps("mid-send, right after the UPDATE making the nudges lapse", args)
+    sweeps(f"mid-send, {args.lapsed:,} nudges lapsed, right after the UPDATE making them lapse", args)
     analyze(vacuum=True)
-    sweeps("mid-send, after VACUUM ANALYZE", args)
+    sweeps(f"mid-send, {args.lapsed:,} nudges lapsed (fewer by now), after VACUUM ANALYZE", args)
 
     Delivery.objects.filter(digest_id=digest_id).update(status=Delivery.Status.SENT, lease_until=None,
                                                         sent_at=timezone.now())
