@@ -52,7 +52,9 @@ def sweep() -> list[list[int]]:
     """The periodic safety net; returns batches to publish.
 
     Re-queues expired leases, fails rows stuck at the attempt cap, redoes a fan-out whose
-    start message was lost, re-nudges queued rows nobody picked up, and closes finished digests.
+    start message was lost, re-nudges queued rows nobody picked up (at most
+    NEWSDIGEST_DELIVERY_NUDGE_LIMIT a sweep, so a sweep's work does not grow with a backlog), and
+    closes finished digests.
     """
     expired_leases_to_queue()
     Delivery.objects.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
