@@ -149,8 +149,8 @@ def analyze(vacuum: bool = False) -> None:
 
 
 def sweeps(label: str, args: argparse.Namespace, before_each: Callable[[], object] = lambda: None) -> None:
-    """`args.runs` sweeps: each one's time and statement count, then each statement's median time
-    (statements compared by position: every sweep of one state runs the same ones)."""
+    """`args.runs` sweeps: each one's time and statement count, then each statement's time in the first
+    sweep and its median (statements compared by position: every sweep of one state runs the same ones)."""
     from django.db import connection, transaction
 
     from worker import deliver
@@ -176,8 +176,9 @@ def sweeps(label: str, args: argparse.Namespace, before_each: Callable[[], objec
     print(f"  {label}: sweeps {', '.join(f'{t:.1f}' for t in times)} ms (median {statistics.median(times):.1f} "
           f"ms), {'/'.join(map(str, counts))} statements", flush=True)
     same = [statements for statements in runs if len(statements) == len(runs[0])]
-    for index, (sql, _, _) in enumerate(runs[0]):
-        print(f"    {statistics.median(s[index][2] for s in same):7.2f} ms  {short(sql)}")
+    print("    first sweep / median, per statement")
+    for index, (sql, _, first) in enumerate(runs[0]):
+        print(f"    {first:7.2f} / {statistics.median(s[index][2] for s in same):7.2f} ms  {short(sql)}")
     if args.explain:
         before_each()
         # The first sweep's statements again, in order, in a transaction rolled back: plans and actual rows.
