@@ -130,3 +130,13 @@ def test_a_lost_workers_row_at_the_attempt_cap_fails_flagged_as_a_possible_dupli
     assert {d.status for d in rows.values()} == {Delivery.Status.FAILED}
     assert (rows[in_smtp.pk].possible_duplicate, rows[untried.pk].possible_duplicate) == (True, False)
     assert rows[in_smtp.pk].last_error.endswith("worker lost")
+
+
+@pytest.mark.django_db
+def test_rows_of_a_lost_worker_are_published_by_the_sweep_that_re_queues_them_and_only_by_it(limited):
+    digest = sending(4)
+    held = [d.pk for d in deliver.claim(list(Delivery.objects.filter(digest=digest).values_list("pk", flat=True)),
+                                        "dead")]
+    lapse(Delivery.objects.filter(pk__in=held))  # the dead worker's leases
+    assert sorted(swept()) == sorted(held)
+    assert swept() == []

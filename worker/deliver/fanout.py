@@ -179,14 +179,22 @@ def subscriber_release(send_time: clock_time | None, tz_name: str, fallback: Zon
     return release if release > now else None
 
 
-def nudge(digest_id: int | None = None, *, limit: int | None = None,
-          sending: list[int] | None = None) -> list[list[int]]:
+def nudge_lease(now: datetime) -> datetime:
+    """The lease a nudge gives its rows. The random microseconds keep two concurrent nudges apart; if one
+    overwrites the other's lease, its rows are simply published by it instead."""
+    return now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS,
+                           microseconds=-random.randrange(1_000_000))
+
+
+def nudge(digest_id: int | None = None, *, limit: int | None = None, sending: list[int] | None = None,
+          lease: datetime | None = None) -> list[list[int]]:
     """Queued, due rows with no message believed in flight: mark them nudged and return them in batches.
 
     Rows of `digest_id`, or of every sending digest (`sending`: their ids when the caller has just read
     them). At most `limit` rows (the sweeper's bound), never-nudged rows first, then the oldest lapses;
     the others wait for the next call. Batches never mix digests. The caller publishes one send_batch
-    per batch.
+    per batch. `lease`: a nudge_lease the caller already gave rows of its own (the sweeper's re-queued
+    rows), listed and returned with these.
     """
     now = timezone.now()
     if sending is None:
@@ -200,10 +208,8 @@ def nudge(digest_id: int | None = None, *, limit: int | None = None,
     # a LIMIT needs and sorted the whole backlog (bench/fanout/rows.py).
     rows = Delivery.objects.filter(due(), status=Delivery.Status.QUEUED, digest_id__in=sending)
     # The rows are marked by one UPDATE, then the rows carrying this very lease are listed (by index): a
-    # fixed number of statements whatever the list size. The random microseconds keep two concurrent
-    # nudges apart; if one overwrites the other's lease, its rows are simply published by it instead.
-    lease = now + timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS,
-                            microseconds=-random.randrange(1_000_000))
+    # fixed number of statements whatever the list size.
+    lease = lease or nudge_lease(now)
     if limit is None:
         stale = rows.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         Delivery.objects.filter(pk__in=stale.values("pk")).update(lease_until=lease)
