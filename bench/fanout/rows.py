@@ -69,6 +69,7 @@ def one(args: argparse.Namespace) -> None:
         django.setup()
         from django.core.management import call_command
         from django.db import connection
+        from django.utils import timezone
 
         from worker import deliver, render
         from worker.deliver import fanout
@@ -91,11 +92,12 @@ def one(args: argparse.Namespace) -> None:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         deliver.begin_send(digest.pk)
         started = time.perf_counter()
+        lease = fanout.nudge_lease(timezone.now())
         with connection.cursor():
-            created = fanout._create_rows(Digest.objects.select_related("newsletter").get(pk=digest.pk))
+            created = fanout._create_rows(Digest.objects.select_related("newsletter").get(pk=digest.pk), lease)
         rows_s = time.perf_counter() - started
         started = time.perf_counter()
-        batches = deliver.nudge(digest.pk)
+        batches = deliver.nudge(digest.pk, lease=lease)  # as fan_out does: the rows were inserted nudged
         nudge_s = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{n} subscribers ({timed_share:.0%} with a send time): {created} rows in {rows_s:.1f} s "

@@ -104,6 +104,7 @@ def fan_out(digest_id: int) -> list[list[int]]:
     twice (a redelivered start message, the sweeper) creates nothing new. Returns the
     batches of row ids to publish once this has committed.
     """
+    lease = None
     with transaction.atomic():
         Digest.transition(digest_id, from_status=Digest.Status.APPROVED, to_status=Digest.Status.SENDING,
                           send_started_at=timezone.now())
@@ -113,9 +114,11 @@ def fan_out(digest_id: int) -> list[list[int]]:
         if not Delivery.objects.filter(digest_id=digest_id).exists():
             render.ensure_rendered(digest)
             started = time.monotonic()
-            created = _create_rows(digest)
+            lease = nudge_lease(timezone.now())
+            created = _create_rows(digest, lease)
             log.info("digest %s: %s deliveries created in %.1f s", digest_id, created, time.monotonic() - started)
-    batches = nudge(digest_id)
+    # The new rows were inserted already nudged, so the nudge only lists them (with any row gone stale).
+    batches = nudge(digest_id, lease=lease)
     finish_if_done(digest_id, fanned_out=True)
     return batches
 
@@ -123,12 +126,14 @@ def fan_out(digest_id: int) -> list[list[int]]:
 FAN_OUT_CHUNK = 2000
 
 
-def _create_rows(digest: Digest) -> int:
-    """The queued rows of a fan-out in memory that does not grow with the list.
+def _create_rows(digest: Digest, lease: datetime) -> int:
+    """The queued rows of a fan-out in memory that does not grow with the list, nudged with `lease`.
 
     Subscribers without a preferred send time (most of a list) are copied by the database itself
     (INSERT ... SELECT); the others need their release time computed from their own clock, so they
-    stream through in chunks.
+    stream through in chunks. Each row is written once, its nudge lease included: inserted lease-less
+    and then nudged, every row of a 1M-row send left a dead version and dead index entries that the
+    next sweeps walked until a vacuum (bench/fanout/rows.py).
     """
     now = timezone.now()
     immediate = eligible_subscribers(digest).filter(send_time__isnull=True).values(sid=F("pk"))
@@ -136,12 +141,15 @@ def _create_rows(digest: Digest) -> int:
     table, fields = Delivery._meta.db_table, Delivery._meta
     columns = [fields.get_field(name).column for name in
                ("digest", "subscriber", "status", "attempts", "message_id", "last_error", "claimed_by",
-                "possible_duplicate", "created_at")]
-    values = [digest.pk, Delivery.Status.QUEUED, 0, "", "", "", False, now]  # in the order of `columns`
+                "possible_duplicate", "created_at", "lease_until")]
+    # In the order of `columns`; the datetimes as the ORM stores them (SQLite compares them as text).
+    values = [digest.pk, Delivery.Status.QUEUED, 0, "", "", "", False,
+              *(fields.get_field(name).get_db_prep_save(value, db_connection)
+                for name, value in (("created_at", now), ("lease_until", lease)))]
     quote = db_connection.ops.quote_name
     # "WHERE true" lets SQLite tell ON CONFLICT from a join constraint after a SELECT.
     sql = (f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) "
-           f"SELECT %s, eligible.sid, %s, %s, %s, %s, %s, %s, %s FROM ({select}) eligible WHERE true "
+           f"SELECT %s, eligible.sid, %s, %s, %s, %s, %s, %s, %s, %s FROM ({select}) eligible WHERE true "
            f"ON CONFLICT DO NOTHING")
     with db_connection.cursor() as cursor:
         cursor.execute(sql, [*values, *params])
@@ -154,7 +162,8 @@ def _create_rows(digest: Digest) -> int:
         # A held row wants no message before its release: leased until then, the sweeper's nudge finds it
         # when that lease lapses, instead of stepping over it (lease-less but not due) on every sweep.
         created += len(Delivery.objects.bulk_create(
-            [Delivery(digest_id=digest.pk, subscriber_id=pk, created_at=now, not_before=release, lease_until=release)
+            [Delivery(digest_id=digest.pk, subscriber_id=pk, created_at=now, not_before=release,
+                      lease_until=release or lease)
              for (pk, _, _), release in zip(chunk, releases, strict=True)], ignore_conflicts=True))
     return created
 
