@@ -25,6 +25,7 @@ EXPLAIN (ANALYZE, BUFFERS) replayed in a rolled-back transaction):
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -183,13 +184,19 @@ def sweeps(label: str, args: argparse.Namespace, before_each: Callable[[], objec
         print(f"    {first:7.2f} / {statistics.median(s[index][2] for s in same):7.2f} ms  {short(sql)}")
     if args.explain:
         before_each()
-        # The first sweep's statements again, in order, in a transaction rolled back: plans and actual rows.
+        # The first sweep's statements again, in order, in a transaction rolled back: plans, actual rows and
+        # the pages each touched (shared buffers hit + read: the work, whatever the load on the machine).
+        pages = []
         with transaction.atomic(), connection.cursor() as cursor:
             for sql, params, _ in runs[0]:
                 if sql.startswith(("SELECT", "UPDATE")):
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                    print(f"    {short(sql)}\n      " + "\n      ".join(row[0] for row in cursor.fetchall()))
+                    plan = [row[0] for row in cursor.fetchall()]
+                    top = next((line for line in plan if "Buffers: shared" in line), "")
+                    pages.append(sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top)))
+                    print(f"    {pages[-1]:>7} pages  {short(sql)}\n      " + "\n      ".join(plan))
             transaction.set_rollback(True)
+        print(f"    replayed: {sum(pages):,} pages touched ({', '.join(map(str, pages))})")
 
 
 def short(sql: str, width: int = 160) -> str:
