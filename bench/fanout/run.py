@@ -40,12 +40,17 @@ def main() -> None:
 
 
 @contextmanager
-def scratch_database(db: str, tmp: Path) -> Iterator[str]:
+def scratch_database(db: str, tmp: Path, name: str | None = None, keep: bool = False) -> Iterator[str]:
     """A throw-away database for one bench run (PostgreSQL: created and dropped; SQLite: a file in tmp),
-    named in the environment for this process and the workers it starts; yields its URL."""
+    named in the environment for this process and the workers it starts; yields its URL.
+
+    `name` picks the PostgreSQL database (one left by an earlier run is dropped first), `keep` leaves
+    it in place afterwards, so its tables can be examined (EXPLAIN by hand)."""
     admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    db_name = f"nd_bench_{uuid.uuid4().hex[:8]}"
+    db_name = name or f"nd_bench_{uuid.uuid4().hex[:8]}"
     if db == "postgres":
+        if name:
+            _psql(admin_url, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         _psql(admin_url, f"CREATE DATABASE {db_name}")
         db_url = admin_url.rsplit("/", 1)[0] + f"/{db_name}"
     else:
@@ -55,7 +60,7 @@ def scratch_database(db: str, tmp: Path) -> Iterator[str]:
     try:
         yield db_url
     finally:
-        if db == "postgres":
+        if db == "postgres" and not keep:
             from django.db import connections
 
             connections.close_all()

@@ -6,39 +6,41 @@ rows whose Celery message was lost and closes finished digests.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, TextField, Value
+from django.db.models import Case, Count, F, Q, TextField, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from ..models import Delivery, Digest
 from .claims import FINAL_ROWS, finish_if_done, skip_cancelled
-from .fanout import SendRefused, fan_out, nudge
+from .fanout import SendRefused, fan_out, nudge, nudge_lease
 
 log = logging.getLogger("newsdigest.deliver")
 
 
-def expired_leases_to_queue() -> int:
-    """Rows a dead (or stalled) worker held go back to the queue.
+def expired_leases_to_queue(now: datetime, lease: datetime) -> int:
+    """Rows a dead (or stalled) worker held go back to the queue, already nudged with `lease`.
 
     A row with its Message-ID written was in the SMTP conversation when its worker
-    vanished: the server may have accepted it, so the re-send is flagged.
+    vanished: the server may have accepted it, so the re-send is flagged. The row is
+    written once: moved, flagged and given the sweep's nudge lease in the same UPDATE
+    (as lease-less rows, a nudge would write each again).
     """
-    now = timezone.now()
     expired = Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
+    in_flight = expired.exclude(message_id="")
     # One line however many rows (a dead worker can leave a whole batch): the report names them all.
-    in_flight = list(expired.exclude(message_id="").values_list("pk", flat=True)[:10])
-    flagged = expired.exclude(message_id="").update(possible_duplicate=True)
-    if flagged:
+    if flagged := in_flight.count():
+        first = list(in_flight.values_list("pk", flat=True)[:10])
         log.warning("%s deliveries (%s%s) lost their worker mid-send; they may be delivered twice",
-                    flagged, ", ".join(map(str, in_flight)), ", ..." if flagged > len(in_flight) else "")
+                    flagged, ", ".join(map(str, first)), ", ..." if flagged > len(first) else "")
+    duplicate = Case(When(~Q(message_id=""), then=Value(True)), default=F("possible_duplicate"))
     failed = expired.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
         from_status=Delivery.Status.SENDING, to_status=Delivery.Status.FAILED, lease_until=None,
-        last_error=_gave_up(Value("worker lost")))
+        possible_duplicate=duplicate, last_error=_gave_up(Value("worker lost")))
     return failed + expired.transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.QUEUED,
-                                       claimed_by="", lease_until=None)
+                                       claimed_by="", lease_until=lease, possible_duplicate=duplicate)
 
 
 def _gave_up(reason: Value | F) -> Concat:
@@ -50,29 +52,31 @@ def sweep() -> list[list[int]]:
     """The periodic safety net; returns batches to publish.
 
     Re-queues expired leases, fails rows stuck at the attempt cap, redoes a fan-out whose
-    start message was lost, re-nudges queued rows nobody picked up, and closes finished digests.
+    start message was lost, re-nudges queued rows nobody picked up (at most
+    NEWSDIGEST_DELIVERY_NUDGE_LIMIT a sweep, so a sweep's work does not grow with a backlog), and
+    closes finished digests.
     """
-    expired_leases_to_queue()
+    now = timezone.now()
+    # One lease for the rows re-queued here and those the nudge picks: its listing publishes both.
+    lease = nudge_lease(now)
+    expired_leases_to_queue(now, lease)
     Delivery.objects.filter(attempts__gte=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS).transition(
         from_status=Delivery.Status.QUEUED, to_status=Delivery.Status.FAILED, lease_until=None,
         last_error=_gave_up(F("last_error")))
     batches = []
-    stalled = timezone.now() - timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
-    for digest_id in (Digest.objects.filter(status=Digest.Status.SENDING, send_started_at__lt=stalled)
-                      .values_list("pk", flat=True)):
+    stalled = now - timedelta(seconds=settings.NEWSDIGEST_DELIVERY_NUDGE_SECONDS)
+    # Read once for the fan-out check and the finish check: nothing in between moves a digest out of sending.
+    sending = list(Digest.objects.filter(status=Digest.Status.SENDING).values_list("pk", "send_started_at"))
+    for digest_id, started in sending:
         # One index probe per sending digest (a handful), never a count or a join over the rows: as one
         # NOT EXISTS the planner chose a sequential scan of a 1M-row table (bench/fanout/rows.py).
-        if not Delivery.objects.filter(digest_id=digest_id).exists():
+        if started and started < stalled and not Delivery.objects.filter(digest_id=digest_id).exists():
             batches += fan_out(digest_id)
-    batches += nudge()
-    for digest_id in sending_digest_ids():
+    batches += nudge(limit=settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT, sending=[pk for pk, _ in sending], lease=lease)
+    for digest_id, _ in sending:
         finish_if_done(digest_id)
     skip_cancelled()
     return batches
-
-
-def sending_digest_ids() -> list[int]:
-    return list(Digest.objects.filter(status=Digest.Status.SENDING).values_list("pk", flat=True))
 
 
 def progress(digest_id: int) -> dict[str, int]:
