@@ -83,27 +83,36 @@ class StatusModel(models.Model):
         if unknown := fixed.keys() - {field.name for field in setting + matching}:
             raise TypeError(f"{cls.__name__}.row_transition: {sorted(unknown)} are neither set nor matched")
 
-        def prepare(field: models.Field, value: Any) -> Any:
-            if field in setting:
-                return field.get_db_prep_save(value, connection)
-            return field.get_db_prep_value(value, connection)
+        def prepare(field: models.Field, value: Any, *, saved: bool) -> Any:
+            return field.get_db_prep_save(value, connection) if saved else field.get_db_prep_value(value, connection)
 
-        prepared = {name: prepare(meta.get_field(name), value) for name, value in fixed.items()}
-        variable = [field for field in setting + matching if field.name not in fixed]
-        needed = {field.name for field in variable}
         status = meta.get_field("status")
         placeholders = ", ".join(["%s"] * len(sources))
         sql = (f"UPDATE {quote(meta.db_table)} SET {quote(status.column)} = %s"
                + "".join(f", {quote(field.column)} = %s" for field in setting)
                + f" WHERE {quote(meta.pk.column)} = %s AND {quote(status.column)} IN ({placeholders})"
                + "".join(f" AND {quote(field.column)} = %s" for field in matching))
+        # The parameters in statement order, the fixed ones prepared here; a row fills in only its pk and the
+        # variable values (each slot: its position, its field, whether the value is saved or compared).
+        positions = ([(1 + i, field, True) for i, field in enumerate(setting)]
+                     + [(2 + len(setting) + len(sources) + i, field, False) for i, field in enumerate(matching)])
+        pk_at = 1 + len(setting)
+        template: list[Any] = [to_status, *([None] * len(setting)), None, *sources, *([None] * len(matching))]
+        slots = []
+        for at, field, saved in positions:
+            if field.name in fixed:
+                template[at] = prepare(field, fixed[field.name], saved=saved)
+            else:
+                slots.append((at, field, saved))
+        needed = {field.name for _, field, _ in slots}
 
         def move(pk: int, *, cursor: CursorWrapper | None = None, **values: Any) -> int:
             if values.keys() != needed:
-                raise TypeError(f"{cls.__name__}.row_transition needs exactly {[f.name for f in variable]}")
-            given = prepared | {field.name: prepare(field, values[field.name]) for field in variable}
-            params = [to_status, *(given[field.name] for field in setting), pk, *sources,
-                      *(given[field.name] for field in matching)]
+                raise TypeError(f"{cls.__name__}.row_transition needs exactly {sorted(needed)}")
+            params = template.copy()
+            params[pk_at] = pk
+            for at, field, saved in slots:
+                params[at] = prepare(field, values[field.name], saved=saved)
             if cursor is not None:  # a caller's open cursor: a new one per statement cost as much as the UPDATE
                 cursor.execute(sql, params)
                 return cursor.rowcount

@@ -73,6 +73,17 @@ class RenderedEmail:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What personalising (and addressing) a message reads of its subscriber; the send loop reads these
+    columns with its claim instead of loading a Subscriber per row. A Subscriber serves as one too."""
+
+    pk: int
+    email: str
+    name: str
+    format: str
+
+
 def theme_for(newsletter: Newsletter) -> dict[str, str]:
     """The newsletter's theme over the defaults, every value checked: a rebrand is data, never markup."""
     theme = newsletter.theme or {}
@@ -97,20 +108,20 @@ def theme_for(newsletter: Newsletter) -> dict[str, str]:
     return {**DEFAULT_THEME, **theme}
 
 
-def unsubscribe_token(subscriber: Subscriber, newsletter: Newsletter) -> str:
+def unsubscribe_token(subscriber: Subscriber | Recipient, newsletter: Newsletter) -> str:
     return tokens.dumps(tokens.Purpose.UNSUBSCRIBE, {"s": subscriber.pk, "n": newsletter.pk})
 
 
-def preferences_token(subscriber: Subscriber) -> str:
+def preferences_token(subscriber: Subscriber | Recipient) -> str:
     return tokens.dumps(tokens.Purpose.PREFERENCES, {"s": subscriber.pk})
 
 
-def unsubscribe_url(subscriber: Subscriber, newsletter: Newsletter) -> str:
-    token = unsubscribe_token(subscriber, newsletter)
-    return settings.SITE_URL + reverse("unsubscribe", args=[token])
+def unsubscribe_url(subscriber: Subscriber | Recipient, newsletter: Newsletter, token: str | None = None) -> str:
+    """`token`: one already signed for this subscriber and newsletter, so a message signs it once."""
+    return settings.SITE_URL + reverse("unsubscribe", args=[token or unsubscribe_token(subscriber, newsletter)])
 
 
-def preferences_url(subscriber: Subscriber) -> str:
+def preferences_url(subscriber: Subscriber | Recipient) -> str:
     return settings.SITE_URL + reverse("preferences", args=[preferences_token(subscriber)])
 
 
@@ -332,32 +343,36 @@ def ensure_rendered(digest: Digest) -> RenderedEmail:
     return RenderedEmail(html=digest.html_template, text=digest.text_template)
 
 
-def subscriber_values(digest: Digest, subscriber: Subscriber, sent_at: datetime | None = None) -> dict[str, str]:
+def subscriber_values(digest: Digest, subscriber: Subscriber | Recipient, sent_at: datetime | None = None, *,
+                      unsubscribe_token: str | None = None) -> dict[str, str]:
+    """The placeholders' values for one recipient; `unsubscribe_token`, when the caller has already signed
+    it (the message's List-Unsubscribe headers carry the same one), is not signed again."""
     newsletter = digest.newsletter
     return {
         "subscriber_name": one_line(subscriber.name) or "there",
         "subscriber_email": one_line(subscriber.email),
-        "unsubscribe_url": unsubscribe_url(subscriber, digest.newsletter),
+        "unsubscribe_url": unsubscribe_url(subscriber, newsletter, unsubscribe_token),
         "preferences_url": preferences_url(subscriber),
         "click_query": clicks.click_query(newsletter.click_tracking, sent_at, subscriber, newsletter.click_history),
     }
 
 
-def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber,
+def personalise(rendered: RenderedEmail, digest: Digest, subscriber: Subscriber | Recipient,
                 sent_at: datetime | None = None) -> RenderedEmail:
     """`sent_at` (the delivery moment) lets the click counter tell scanners' instant fetches from readers."""
-    return _substitute(rendered, subscriber_values(digest, subscriber, sent_at))
+    return substitute(rendered, subscriber_values(digest, subscriber, sent_at))
 
 
 def for_archive(rendered: RenderedEmail) -> RenderedEmail:
     """The browser copy carries nobody's address or tokens."""
     home = settings.SITE_URL + "/"
-    return _substitute(rendered, {"subscriber_name": "reader", "subscriber_email": "a subscriber",
-                                  "unsubscribe_url": home, "preferences_url": home, "click_query": ""})
+    return substitute(rendered, {"subscriber_name": "reader", "subscriber_email": "a subscriber",
+                                 "unsubscribe_url": home, "preferences_url": home, "click_query": ""})
 
 
-def _substitute(rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
-    """One regex pass per part, so a substituted value is never scanned for markers again."""
+def substitute(rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
+    """The markers replaced by `values` (`subscriber_values`' keys), one regex pass per part, so a substituted
+    value is never scanned for markers again."""
     escaped = {marker: html.escape(values[key]) for marker, key in _BY_MARKER.items()}
     raw = {marker: values[key] for marker, key in _BY_MARKER.items()}
     return RenderedEmail(html=_MARKERS.sub(lambda m: escaped[m.group()], rendered.html),

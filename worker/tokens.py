@@ -32,9 +32,15 @@ class Purpose(StrEnum):
     CLICK_READER = "newsdigest.click-reader"
 
 
+@cache
+def _timed_signer(purpose: Purpose) -> signing.TimestampSigner:
+    # One per purpose and process (what `signing.dumps` builds on every call): the send loop mints two per message.
+    return signing.TimestampSigner(salt=purpose.value)
+
+
 def dumps(purpose: Purpose, value: dict[str, Any]) -> str:
-    """A timed, compressed token carrying `value` (small JSON)."""
-    return signing.dumps(value, salt=purpose.value, compress=True)
+    """A timed, compressed token carrying `value` (small JSON): `signing.dumps(value, salt=purpose, compress=True)`."""
+    return _timed_signer(purpose).sign_object(value, compress=True)
 
 
 def loads(purpose: Purpose, token: str, max_age: float | None = None) -> Any:

@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,9 +20,21 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..models import Delivery, Digest, Subscriber, Subscription
+from ..render import Recipient
 
 OPEN_ROWS = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
 FINAL_ROWS = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED, Delivery.Status.BOUNCED)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed row, as the send loop uses it: the columns read with the claim, no model instances per row."""
+
+    pk: int
+    digest_id: int
+    subscriber_id: int
+    attempts: int
+    subscriber: Recipient
 
 
 def worker_name() -> str:
@@ -43,7 +56,7 @@ def due() -> Q:
     return Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
 
 
-def claim(delivery_ids: list[int], claimer: str) -> list[Delivery]:
+def claim(delivery_ids: list[int], claimer: str) -> list[Claimed]:
     """Atomically take the claimable rows among `delivery_ids` under a lease.
 
     Claimable: queued, due, under the attempt cap, of a digest that is sending. Rows another
@@ -64,11 +77,16 @@ def claim(delivery_ids: list[int], claimer: str) -> list[Delivery]:
     else:
         # SQLite serialises writers: the status guard in this one UPDATE is the compare-and-set.
         candidates.transition(**taken)
-    return list(Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING)
-                .select_related("subscriber").order_by("pk"))
+    # Plain columns, not Delivery and Subscriber instances: building two model objects per row was a
+    # measurable part of the send loop's CPU (bench/fanout/cpu.py).
+    held = (Delivery.objects.filter(claimed_by=claimer, status=Delivery.Status.SENDING).order_by("pk")
+            .values_list("pk", "digest_id", "subscriber_id", "attempts", "subscriber__email", "subscriber__name",
+                         "subscriber__format"))
+    return [Claimed(pk, digest_id, subscriber_id, attempts, Recipient(subscriber_id, email, name, format))
+            for pk, digest_id, subscriber_id, attempts, email, name, format in held]
 
 
-def finish(delivery: Delivery, claimer: str, status: str, **fields) -> bool:
+def finish(delivery: Delivery | Claimed, claimer: str, status: str, **fields) -> bool:
     """sending -> `status` for a row this worker still holds; False when its lease was taken over."""
     return bool(Delivery.objects.filter(pk=delivery.pk, claimed_by=claimer).transition(
         from_status=Delivery.Status.SENDING, to_status=status, **fields))
@@ -84,7 +102,7 @@ def sent_mark(claimer: str, cursor: CursorWrapper | None = None) -> Callable[[in
     return lambda pk: bool(move(pk, cursor=cursor, sent_at=timezone.now()))
 
 
-def release(rows: list[Delivery], claimer: str, reason: str, retry_in: float = 0.0) -> int:
+def release(rows: list[Claimed], claimer: str, reason: str, retry_in: float = 0.0) -> int:
     """Give rows back untried: the claim's attempt does not count; a cancelled digest's rows end skipped."""
     if not rows:
         return 0
@@ -110,7 +128,7 @@ def skip_cancelled(digest_id: int | None = None) -> None:
             lease_until=None)
 
 
-def drop_unwanted(rows: list[Delivery], digest: Digest, claimer: str, counts: dict) -> list[Delivery]:
+def drop_unwanted(rows: list[Claimed], digest: Digest, claimer: str, counts: dict) -> list[Claimed]:
     """Re-check inside the claim: an unsubscribe, bounce or pause since the fan-out wins."""
     state = dict(eligible_subscribers(digest).filter(pk__in=[d.subscriber_id for d in rows])
                  .values_list("pk", "paused"))

@@ -30,7 +30,7 @@ from django.utils import timezone
 from .. import bounces, ratelimit, render
 from ..models import Delivery, Digest, Subscriber
 from ..ratelimit import TokenBucket
-from .claims import claim, drop_unwanted, finish, finish_if_done, release, sent_mark, worker_name
+from .claims import Claimed, claim, drop_unwanted, finish, finish_if_done, release, sent_mark, worker_name
 from .dkim import SignedEmailMessage
 
 log = logging.getLogger("newsdigest.deliver")
@@ -40,7 +40,7 @@ class DeliveryTransientError(Exception):
     """The mail server is unreachable or deferring; the batch should be retried later."""
 
 
-def message_id(digest: Digest, subscriber: Subscriber) -> str:
+def message_id(digest: Digest, subscriber: Subscriber | render.Recipient) -> str:
     """Deterministic, so a re-send after a crash carries the same id and can be deduplicated."""
     return f"<nd.{digest.pk}.{subscriber.pk}@{settings.NEWSDIGEST_MESSAGE_ID_DOMAIN}>"
 
@@ -51,7 +51,7 @@ def one_line(value: str) -> str:
 
 
 def build_message(
-    digest: Digest, subscriber: Subscriber, rendered: render.RenderedEmail, *, connection=None,
+    digest: Digest, subscriber: Subscriber | render.Recipient, rendered: render.RenderedEmail, *, connection=None,
     test: bool = False,
 ) -> EmailMultiAlternatives:
     """One subscriber's message; DKIM-signed at serialisation when a key is configured (worker.dkim).
@@ -60,18 +60,19 @@ def build_message(
     display names and subjects go out RFC 2047-encoded.
     """
     newsletter = digest.newsletter
-    body = render.personalise(rendered, digest, subscriber, sent_at=None if test else timezone.now())
+    # Signed once per message: the body's unsubscribe link and both List-Unsubscribe targets carry it.
+    token = None if test else render.unsubscribe_token(subscriber, newsletter)
+    values = render.subscriber_values(digest, subscriber, None if test else timezone.now(), unsubscribe_token=token)
+    body = render.substitute(rendered, values)
     sender = formataddr((one_line(newsletter.sender_name), one_line(newsletter.sender_email)))
     email = one_line(subscriber.email)
     recipient = formataddr((one_line(subscriber.name), email)) if one_line(subscriber.name) else email
     domain = settings.NEWSDIGEST_MESSAGE_ID_DOMAIN
     headers = {"Message-ID": make_msgid("nd.test", domain=domain) if test else message_id(digest, subscriber)}
     if not test:
-        unsubscribe = render.unsubscribe_url(subscriber, newsletter)
-        token = render.unsubscribe_token(subscriber, newsletter)
         headers |= {
             "List-Id": f"{_phrase(newsletter.name)} <{newsletter.slug}.{domain}>",
-            "List-Unsubscribe": f"<{unsubscribe}>, <mailto:{settings.NEWSDIGEST_UNSUBSCRIBE_MAILTO}"
+            "List-Unsubscribe": f"<{values['unsubscribe_url']}>, <mailto:{settings.NEWSDIGEST_UNSUBSCRIBE_MAILTO}"
                                 f"?subject=unsubscribe%20{token}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "Precedence": "bulk",
@@ -195,14 +196,24 @@ class Mailer:
         return Outcome("permanent" if code >= 500 else "transient", text)
 
     def _send_smtp(self, smtp: smtplib.SMTP, message: EmailMultiAlternatives) -> Outcome:
-        """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery."""
+        """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery.
+
+        MAIL FROM goes out before the message is serialised (what `smtp.mail` sends), and its reply is read
+        after: the server answers while this process spends its millisecond on the MIME bytes, instead of
+        each waiting for the other.
+        """
         encoding = message.encoding or settings.DEFAULT_CHARSET
         sender = _envelope_address(getattr(message, "return_path", "") or message.from_email, encoding)
-        data = message.message().as_bytes(linesep="\r\n")
         phase = "envelope"
         try:
             smtp.ehlo_or_helo_if_needed()
-            code, reply = smtp.mail(sender)
+            smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}")
+            try:
+                data = message.message().as_bytes(linesep="\r\n")
+            except BaseException:
+                self.close()  # the MAIL reply is still unread on this connection
+                raise
+            code, reply = smtp.getreply()
             if code != 250:
                 return self._reject(smtp, code, reply)
             for recipient in getattr(message, "envelope_recipients", None) or message.recipients():
@@ -307,7 +318,7 @@ def _record_failure(digest_id: int, reply: str) -> None:
         log.error("digest %s auto-paused after %s consecutive errors (last: %s)", digest_id, failures, reply)
 
 
-def _retry_or_fail(delivery: Delivery, claimer: str, outcome: Outcome, result: BatchResult) -> None:
+def _retry_or_fail(delivery: Claimed, claimer: str, outcome: Outcome, result: BatchResult) -> None:
     """A 4xx or a broken connection: back to the queue with backoff, or failed at the attempt cap."""
     unknown = outcome.kind == "unknown"
     if delivery.attempts >= settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS:
@@ -404,7 +415,7 @@ def send_batch(delivery_ids: list[int]) -> BatchResult:
         return _send_rows(rows, claimer, cursor)
 
 
-def _send_rows(rows: list[Delivery], claimer: str, cursor: CursorWrapper) -> BatchResult:
+def _send_rows(rows: list[Claimed], claimer: str, cursor: CursorWrapper) -> BatchResult:
     result = BatchResult()
     digest = Digest.objects.select_related("newsletter").get(pk=rows[0].digest_id)
     rendered = render.ensure_rendered(digest)
@@ -427,13 +438,9 @@ def _send_rows(rows: list[Delivery], claimer: str, cursor: CursorWrapper) -> Bat
             Delivery.objects.filter(pk__in=[d.pk for d in rows[index:]], claimed_by=claimer,
                                     status=Delivery.Status.SENDING).update(
                 lease_until=timezone.now() + timedelta(seconds=lease))
-        chunk = []
-        for delivery in rows[index:index + group]:
-            delivery.digest = digest
-            chunk.append((delivery, build_message(digest, delivery.subscriber, rendered)))
+        chunk = [(delivery, build_message(digest, delivery.subscriber, rendered))
+                 for delivery in rows[index:index + group]]
         ours = mark_in_flight([d.pk for d, _ in chunk])
-        for delivery, message in chunk:
-            delivery.message_id = message.extra_headers["Message-ID"]
         lost = [d.pk for d, _ in chunk if d.pk not in ours]
         if lost:
             log.warning("deliveries %s: lease lost before sending; left to their new owner", lost)
@@ -465,8 +472,9 @@ def _send_rows(rows: list[Delivery], claimer: str, cursor: CursorWrapper) -> Bat
             if outcome.kind == "permanent":
                 finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, last_error=outcome.reply)
                 result.counts["failed"] += 1
-                if outcome.recipient_refused:
-                    bounces.record_refusal(delivery, outcome.reply)
+                if outcome.recipient_refused:  # rare: the row as a model instance, with its committed Message-ID
+                    bounces.record_refusal(Delivery.objects.select_related("subscriber").get(pk=delivery.pk),
+                                           outcome.reply)
             else:
                 _retry_or_fail(delivery, claimer, outcome, result)
         index += group
