@@ -227,10 +227,10 @@ def response_mode(model: str) -> str:
         return _local_modes.get(key, MODES[0])
 
 
-def remember_mode(model: str, mode: str) -> None:
+def remember_mode(model: str, mode: str, why: str = "refused the stricter response_format") -> None:
     key = _mode_key(model)
-    log.warning("server %s refused the stricter response_format for %s; asking with %s from now on",
-                settings.OPENAI_BASE_URL or "api.openai.com", model, mode)
+    log.warning("server %s %s for %s; asking with %s from now on",
+                settings.OPENAI_BASE_URL or "api.openai.com", why, model, mode)
     client = ratelimit.redis_client()
     if client is not None:
         client.set(key, mode, ex=_MODE_TTL)
@@ -359,6 +359,22 @@ class Call:
         self.probes += 1
         if self.probes <= FREE_PROBES:
             self.attempts_left += 1
+
+    def check_constrained(self, response: ChatCompletion) -> None:
+        """A schema the server applies (json_schema, or the grammar of json_object_schema) makes every
+        answer open with "{". An answer in prose or ```json fences under one of those modes means the
+        server took the response_format without applying it (transformers serve answers 200 and logs
+        "Ignoring unsupported fields"), so the schema never reached the model: from now on it goes into
+        the prompt (json_object, which pastes it there), as after a refusal. The answer itself is still
+        read; a repair round, if one is needed, already goes the new way."""
+        if settings.NEWSDIGEST_LLM_RESPONSE_FORMAT or self.mode not in MODES[:2] or not response.choices:
+            return
+        content = (response.choices[0].message.content or "").lstrip()
+        # Empty is not evidence: a refusal, or a grammar-bound model that produced only whitespace.
+        if content and not content.startswith("{"):
+            why = f"answered outside the {self.mode} schema it accepted"
+            self.mode = "json_object"
+            remember_mode(self.model, self.mode, why=why)
 
     def _request(self, messages: list[dict]) -> ChatCompletion:
         prompt_estimate = sum(count_tokens(m["content"], self.model) for m in messages)

@@ -54,6 +54,7 @@ class Conversation:
         self.messages, self.trimmed = llm_client.build_messages(
             self.title, self.text, self.call.model, language=self.language, voice=self.voice)
         self._response = self.call.complete(self.messages)
+        self.call.check_constrained(self._response)
         return llm_client.parse_answer(self._response)
 
     def repair(self, problems: list[str]) -> ArticleSummary:
