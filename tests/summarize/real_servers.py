@@ -41,7 +41,7 @@ def missing(family: str) -> str | None:
             return "llama-cpp-python[server] is not installed (it builds from source; see README)"
         return None
     if family == TRANSFORMERS:
-        for module, package in (("torch", "torch==2.13.0"), ("transformers", "transformers[serving]"),
+        for module, package in (("torch", "torch==2.13.0+cpu"), ("transformers", "transformers[serving]"),
                                 ("fastapi", "transformers[serving]"), ("gguf", "gguf")):
             if importlib.util.find_spec(module) is None:
                 return f"{package} is not installed (see README, 'Real servers')"
