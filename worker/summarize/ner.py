@@ -53,28 +53,6 @@ def pipeline() -> Any | None:
         return None
 
 
-@cache
-def parser() -> Any | None:
-    """The same model with only its tok2vec and dependency parser, or None without the model.
-
-    Loaded apart from `pipeline()` because the parser needs the shared tok2vec the NER head does not;
-    the engine parses only the few sentences its rules could not read (see offline._parsed_action).
-    """
-    try:
-        import spacy
-
-        return spacy.load(MODEL, exclude=["ner", "tagger", "attribute_ruler", "lemmatizer", "senter"])
-    except (ImportError, OSError) as exc:
-        log.warning("parser of %s unavailable (%s)", MODEL, exc)
-        return None
-
-
-def parse(sentences: list[str]) -> list[Any] | None:
-    """Dependency parses (spaCy Docs) of `sentences`, or None without the model."""
-    nlp = parser()
-    return None if nlp is None else list(nlp.pipe(sentences, batch_size=64))
-
-
 def available() -> bool:
     return pipeline() is not None
 

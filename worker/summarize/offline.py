@@ -1084,55 +1084,6 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     return "", first.sentence
 
 
-_RELATIVE_SUBJECTS = frozenset("who that which".split())
-_CLAUSE_HEADS = frozenset(("ROOT", "conj", "ccomp"))
-_SINGULAR = {"are": "is", "were": "was", "have": "has"}
-
-
-def _parsed_action(candidate: Candidate, sentences: list[str]) -> tuple[str, int] | None:
-    """The verb phrase the dependency parse gives a name the surface rules could not read as a subject.
-
-    Only a subject counts, direct or through an apposition or a conjunction ("Tom Molomby, SC, said",
-    "Thomas Sam and his wife Manju Sam are undergoing trial", "counterparts, Nikos Dendias, ...
-    gathered"), or the subject of a relative clause on the name ("the mayor Luca Pastorino that
-    received ..."): an object never gets a verb it did not do.
-    """
-    mentions = sorted(candidate.mentions, key=lambda m: (m.sentence, m.start))
-    indexes = sorted({m.sentence for m in mentions})
-    docs = ner.parse([sentences[i] for i in indexes])
-    if docs is None:
-        return None
-    parsed = dict(zip(indexes, docs, strict=True))
-    for mention in mentions:
-        doc = parsed[mention.sentence]
-        inside = [t for t in doc if mention.start <= t.idx < mention.end]
-        heads = [t for t in inside if not mention.start <= t.head.idx < mention.end or t.head is t]
-        if len(heads) != 1:
-            continue
-        node = heads[0]
-        joined = False
-        while node.dep_ in ("appos", "conj") and node.head is not node:
-            joined = joined or node.dep_ == "conj"
-            node = node.head
-        # A subject of the main clause or of a clause it coordinates or reports; inside a relative
-        # clause on another noun ("the effect Hannibal had on the Alps") the verb's object is missing.
-        verb = node.head if node.dep_ in ("nsubj", "nsubjpass") and node.head.dep_ in _CLAUSE_HEADS else next(
-            (c for c in node.children if c.dep_ == "relcl" and any(
-                s.dep_ in ("nsubj", "nsubjpass") and s.lower_ in _RELATIVE_SUBJECTS for s in c.children)), None)
-        if verb is None or verb.idx < mention.end:
-            continue
-        start = min([verb.idx] + [c.idx for c in verb.children
-                                  if c.dep_ in ("aux", "auxpass", "neg") and c.idx > mention.end])
-        end = verb.right_edge.idx + len(verb.right_edge.text)
-        words = _CLAUSE_BREAK.split(sentences[mention.sentence][start:end], maxsplit=1)[0].split()
-        if joined and words:
-            # "Thomas Sam and his wife Manju Sam are undergoing trial": said of one of them, singular.
-            words[0] = _SINGULAR.get(words[0], words[0])
-        if len(words) >= 2 and words[0].islower() and words[0] != "to":
-            return _short(words), mention.sentence
-    return None
-
-
 # "it would be difficult" is anyone's; "it had offered" and "its members" belong to a body.
 _SAYS_IT = re.compile(r"(?:said|says|announced|confirmed|added)(?:\s+on\s+\w+)?(?:\s+that)?\s+"
                       r"(?:its\b|it\s+(?:will|would|had|has|could|plans|planned)\s+(?!be\b|been\b))")
@@ -1449,8 +1400,6 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
         action, shown_in = _action(candidate, role, sentences)
         if not action and fold(candidate.name) in speakers:
             action, shown_in = _answer(candidate, sentences)
-        if len(action.split()) < 2 and use_ner:
-            action, shown_in = _parsed_action(candidate, sentences) or (action, shown_in)
         if len(action.split()) < 2:
             # Nothing worth saying about them in this story: a name in passing, not a key actor.
             continue
