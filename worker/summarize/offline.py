@@ -1342,6 +1342,10 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     entities = dict(zip(asked, found, strict=True)) if found is not None else {}
     raw: dict[str, list[Mention]] = {}
     handing_over = {i: _introduces_quote(sentences[i]) for i in usable}
+    # Words the model reads somewhere as a people or a faith ("the Rohingya", "Roman Catholic
+    # Christianity", "appropriated Islam"): the same words elsewhere name that group, not an actor.
+    groups = [set(fold(sentences[mentions[k].sentence][e.start:e.end]).split())
+              for k, found_here in entities.items() for e in found_here if e.label == "NORP"]
     for k, mention in enumerate(mentions):
         if k in settled:
             mention.label = settled[k]
@@ -1352,6 +1356,9 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
         # A sentence-initial lone word is a name, whatever the model's label, when it hands over to a quotation.
         mention.source = mention.source or handing_over[mention.sentence] and _acts(mention,
                                                                                    sentences[mention.sentence])
+        if not mention.source and any({fold(t) for t in mention.tokens} <= group for group in groups):
+            # A blogger the model takes for a people ("Paco Bardales of Diario de Iqt compiles:") stays.
+            continue
         raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
