@@ -1152,6 +1152,11 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
             return mention
         # "Paco Bardales of Diario de Iqt [es] compiles a list ...:", read as a nationality.
         return _quoted_source(mention, sentence, vocabulary) if entity.label in _MISREAD_LABELS else None
+    if (opened := sentence.find("(", entity.start, entity.end)) >= 0 and ")" not in sentence[opened:entity.end]:
+        # "The World Health Organization (WHO) has approved": the model's span stops inside the
+        # parenthesis; the name and its acronym are two mentions, each kept on its own side.
+        entity = ner.Entity(opened + 1, entity.end, entity.label) if mention.start > opened else \
+            ner.Entity(entity.start, len(sentence[:opened].rstrip()), entity.label)
     covers = entity.start <= mention.start and entity.end >= mention.end
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
