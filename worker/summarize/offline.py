@@ -979,6 +979,13 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
     if handed := _handed_over(after, quotation):
         return handed
     words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
+    if [w.lower() for w in words] in ([verb, "that"] for verb in _SPEECH):
+        # "said that, as the parents came from India, they should be declared not guilty": what was
+        # said is the first clause after the aside that opens with its own subject.
+        asides = after.split(",")[1:]
+        said = next((part.split() for part in asides if part.split()[:1]
+                     and part.split()[0].lower() in _PRONOUNS | _DETERMINERS), [])
+        return _short([words[0], *_CLAUSE_BREAK.split(" ".join(said), maxsplit=1)[0].split()]) if said else ""
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
         return f"{words[0]} {quote}"
@@ -1327,6 +1334,13 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     for i in usable:
         if source := _source_phrase(sentences[i], i, lowercase_vocabulary):
             mentions = [m for m in mentions if m.sentence != i or not source.start <= m.start < source.end] + [source]
+    # "Tom Molomby, SC, said", "Jane Roe, MP, voted": the letters set off by commas right after a
+    # name are that person's rank or honour, not a second actor.
+    ends = {(m.sentence, m.end) for m in mentions}
+    mentions = [m for m in mentions if not (len(m.tokens) == 1 and _is_acronym(m.tokens[0])
+                                            and sentences[m.sentence][m.end:].startswith(",")
+                                            and sentences[m.sentence][:m.start].endswith(", ")
+                                            and (m.sentence, m.start - 2) in ends)]
     use_ner = use_ner and ner.available()
     # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
     settled: dict[int, str] = {}
