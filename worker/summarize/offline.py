@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from itertools import pairwise
 
 import numpy as np
 import pycountry
@@ -992,6 +993,42 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
     return _short(words) if len(words) >= 2 else ""
 
 
+# Words that make a name the object of a noun phrase ("a meeting between X and Y"), not one of its subjects.
+_NOT_COORDINATED = (_PREPOSITIONS | {"between", "among", "with", "without", "including"}) - {"of", "from", "in", "at"}
+_SINGULAR = {"are": "is", "were": "was", "have": "has"}
+
+
+def _coordinated_phrase(mention: Mention, sentence: str) -> str:
+    """The verb phrase of a subject made of several names ("Thomas Sam, 42, and his wife Manju Sam, 36,
+    are undergoing trial"; "Shoukry and his counterparts, Nikos Dendias and Jean-Yves Le Drian,
+    respectively, gathered in Cairo"), said of this one name (singular: "is undergoing trial").
+
+    The names must open the sentence: no verb and no preposition other than "of", "from", "in" or
+    "at" before the verb, and an "and" joining them; a clause break other than a comma ends the search.
+    """
+    head = sentence[:mention.start].split()
+    tail = sentence[mention.end:].split()
+    verb = next((k for k, w in enumerate(tail) if w.strip(",.").islower() and _is_verb(w.strip(",."))), None)
+    if verb is None or len(head) + verb > 30 or any(c in " ".join(head + tail[:verb]) for c in ";:()“”\"—–"):
+        return ""
+    lowercase = [w.strip(",.") for w in head + tail[:verb] if w.strip(",.").islower()]
+    before = next((w.strip(",.").lower() for w in reversed(head) if w.strip(",.").lower() not in _DETERMINERS), "")
+    if before in _PREPOSITIONS:
+        # "from Malmo", "of the Green Party": a name that places or qualifies another one.
+        return ""
+    stretch = [w.strip(",.") for w in head + tail[:verb]]
+    # "and" joins names ("and Frederick Fung", "and his wife"), not words of a description ("silver and bronze").
+    joined = any(w == "and" and (after[:1].isupper() or after.lower() in _DETERMINERS | _PRONOUNS)
+                 for w, after in pairwise(stretch))
+    if not joined or any(w in _NOT_COORDINATED or len(w) > 4 and w.endswith("ing") or _is_verb(w) for w in lowercase):
+        return ""
+    words = _CLAUSE_BREAK.split(" ".join(tail[verb:]), maxsplit=1)[0].split()
+    if words:
+        words[0] = _SINGULAR.get(words[0], words[0])
+    phrase = _short(words)
+    return phrase if len(phrase.split()) >= 2 else ""
+
+
 def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
     """ "the Northern Alliance, led by Ahmad Massoud" becomes "leads the Northern Alliance" ("led" if late)."""
     before = sentence[:mention.start]
@@ -1044,6 +1081,9 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     subjects = [m for m in mentions if m.subject or sentences[m.sentence][m.end:].startswith(")")]
     for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
         if phrase := _subject_phrase(mention, sentences[mention.sentence], quotation(mention.sentence)):
+            return phrase, mention.sentence
+    for mention in mentions:
+        if phrase := _coordinated_phrase(mention, sentences[mention.sentence]):
             return phrase, mention.sentence
     for mention in mentions:
         sentence = sentences[mention.sentence]
