@@ -23,7 +23,7 @@ from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
 
-ENGINE_VERSION = "offline-7"
+ENGINE_VERSION = "offline-8"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
