@@ -49,3 +49,9 @@ def test_it_never_gives_the_verb_to_names_after_a_verb_earlier_in_the_sentence()
             "Voting starts in May.")
     found = actors_of(text)
     assert not any(action.startswith(("points", "is", "was")) for action in found.values())
+
+
+def test_it_puts_the_verb_of_a_pair_of_names_in_the_singular_for_each():
+    text = "Anna Berg and Tom Lund were re-elected in the northern district. Turnout was low."
+    found = actors_of(text)
+    assert found["Anna Berg"] == found["Tom Lund"] == "was re-elected in the northern district"

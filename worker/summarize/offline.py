@@ -969,6 +969,10 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
         return ""
     # "The Mountain Defence Front (MDF) said": the verb follows the closing parenthesis.
     after = _LEADING_ASIDE.sub("", re.sub(r"^\)\s*", " ", sentence[mention.end:]), count=1)
+    if re.match(r"\s*(?:and|&)\s", sentence[mention.end:]) or sentence[:mention.start].rstrip().endswith(" and"):
+        # "Holden Chow and Priscilla Leung were re-elected": said of one of them, the verb is singular.
+        first, _, rest = after.lstrip().partition(" ")
+        after = f" {_SINGULAR.get(first, first)} {rest}"
     if after.lstrip().startswith(",") and (_leading_descriptor(mention, sentence) or mention.verb and
                                            after.lstrip()[1:].split()[:1] == [mention.verb]):
         # "The federation's president, Helen Marsh, announced ...", "another, a Polish chef named
