@@ -575,8 +575,11 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     next_word = tokens[j][0] if j < len(tokens) else ""
     # "Interplanetary Dust Particles collected by U2", "Germany, backed by ...": a participle with
     # its agent describes the name; it is not the name's verb.
+    # "a single EU country (in this case Austria) could demand": a name glossing a noun inside
+    # parentheses leaves the verb to that noun; only an acronym's own parentheses ("(MDF) said") do not.
+    gloss = sentence[end_char:].startswith(")") and not sentence[:tokens[i][1]].rstrip().endswith("(")
     subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS \
-        and following[1:2] != ["by"]
+        and following[1:2] != ["by"] and not gloss
     window = sentence[max(0, tokens[i][1] - 80):tokens[i][1]]
     described = None
     if previous and previous[-1] in _ROLE_NOUNS:
