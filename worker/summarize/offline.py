@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from itertools import pairwise
 
 import numpy as np
 import pycountry
@@ -22,7 +23,7 @@ from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
 
-ENGINE_VERSION = "offline-7"
+ENGINE_VERSION = "offline-8"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -574,8 +575,11 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
     next_word = tokens[j][0] if j < len(tokens) else ""
     # "Interplanetary Dust Particles collected by U2", "Germany, backed by ...": a participle with
     # its agent describes the name; it is not the name's verb.
+    # "a single EU country (in this case Austria) could demand": a name glossing a noun inside
+    # parentheses leaves the verb to that noun; only an acronym's own parentheses ("(MDF) said") do not.
+    gloss = sentence[end_char:].startswith(")") and not sentence[:tokens[i][1]].rstrip().endswith("(")
     subject = bool(following) and _is_verb(following[0]) and previous_word not in _PREPOSITIONS \
-        and following[1:2] != ["by"]
+        and following[1:2] != ["by"] and not gloss
     window = sentence[max(0, tokens[i][1] - 80):tokens[i][1]]
     described = None
     if previous and previous[-1] in _ROLE_NOUNS:
@@ -968,6 +972,10 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
         return ""
     # "The Mountain Defence Front (MDF) said": the verb follows the closing parenthesis.
     after = _LEADING_ASIDE.sub("", re.sub(r"^\)\s*", " ", sentence[mention.end:]), count=1)
+    if re.match(r"\s*(?:and|&)\s", sentence[mention.end:]) or sentence[:mention.start].rstrip().endswith(" and"):
+        # "Holden Chow and Priscilla Leung were re-elected": said of one of them, the verb is singular.
+        first, _, rest = after.lstrip().partition(" ")
+        after = f" {_SINGULAR.get(first, first)} {rest}"
     if after.lstrip().startswith(",") and (_leading_descriptor(mention, sentence) or mention.verb and
                                            after.lstrip()[1:].split()[:1] == [mention.verb]):
         # "The federation's president, Helen Marsh, announced ...", "another, a Polish chef named
@@ -979,10 +987,53 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
     if handed := _handed_over(after, quotation):
         return handed
     words = _CLAUSE_BREAK.split(after, maxsplit=1)[0].split()
+    if [w.lower() for w in words] in ([verb, "that"] for verb in _SPEECH):
+        # "said that, as the parents came from India, they should be declared not guilty": what was
+        # said is the first clause after the aside that opens with its own subject.
+        asides = after.split(",")[1:]
+        said = next((part.split() for part in asides if part.split()[:1]
+                     and part.split()[0].lower() in _PRONOUNS | _DETERMINERS), [])
+        return _short([words[0], *_CLAUSE_BREAK.split(" ".join(said), maxsplit=1)[0].split()]) if said else ""
     if words and words[0].lower() in _SPEECH and len(words) <= 4 and (quote := _quoted(sentence)):
         # '"Our forces acted with restraint," the Foreign Office said': the quote is what was said.
         return f"{words[0]} {quote}"
     return _short(words) if len(words) >= 2 else ""
+
+
+# Words that make a name the object of a noun phrase ("a meeting between X and Y"), not one of its subjects.
+_NOT_COORDINATED = (_PREPOSITIONS | {"between", "among", "with", "without", "including"}) - {"of", "from", "in", "at"}
+_SINGULAR = {"are": "is", "were": "was", "have": "has"}
+
+
+def _coordinated_phrase(mention: Mention, sentence: str) -> str:
+    """The verb phrase of a subject made of several names ("Thomas Sam, 42, and his wife Manju Sam, 36,
+    are undergoing trial"; "Shoukry and his counterparts, Nikos Dendias and Jean-Yves Le Drian,
+    respectively, gathered in Cairo"), said of this one name (singular: "is undergoing trial").
+
+    The names must open the sentence: no verb and no preposition other than "of", "from", "in" or
+    "at" before the verb, and an "and" joining them; a clause break other than a comma ends the search.
+    """
+    head = sentence[:mention.start].split()
+    tail = sentence[mention.end:].split()
+    verb = next((k for k, w in enumerate(tail) if w.strip(",.").islower() and _is_verb(w.strip(",."))), None)
+    if verb is None or len(head) + verb > 30 or any(c in " ".join(head + tail[:verb]) for c in ";:()“”\"—–"):
+        return ""
+    lowercase = [w.strip(",.") for w in head + tail[:verb] if w.strip(",.").islower()]
+    before = next((w.strip(",.").lower() for w in reversed(head) if w.strip(",.").lower() not in _DETERMINERS), "")
+    if before in _PREPOSITIONS:
+        # "from Malmo", "of the Green Party": a name that places or qualifies another one.
+        return ""
+    stretch = [w.strip(",.") for w in head + tail[:verb]]
+    # "and" joins names ("and Frederick Fung", "and his wife"), not words of a description ("silver and bronze").
+    joined = any(w == "and" and (after[:1].isupper() or after.lower() in _DETERMINERS | _PRONOUNS)
+                 for w, after in pairwise(stretch))
+    if not joined or any(w in _NOT_COORDINATED or len(w) > 4 and w.endswith("ing") or _is_verb(w) for w in lowercase):
+        return ""
+    words = _CLAUSE_BREAK.split(" ".join(tail[verb:]), maxsplit=1)[0].split()
+    if words:
+        words[0] = _SINGULAR.get(words[0], words[0])
+    phrase = _short(words)
+    return phrase if len(phrase.split()) >= 2 else ""
 
 
 def _passive_phrase(mention: Mention, sentence: str, past: bool) -> str:
@@ -1037,6 +1088,9 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
     subjects = [m for m in mentions if m.subject or sentences[m.sentence][m.end:].startswith(")")]
     for mention in sorted(subjects, key=lambda m: m.verb in _COPULAS):
         if phrase := _subject_phrase(mention, sentences[mention.sentence], quotation(mention.sentence)):
+            return phrase, mention.sentence
+    for mention in mentions:
+        if phrase := _coordinated_phrase(mention, sentences[mention.sentence]):
             return phrase, mention.sentence
     for mention in mentions:
         sentence = sentences[mention.sentence]
@@ -1152,6 +1206,11 @@ def _align(mention: Mention, sentence: str, entities: list[ner.Entity], vocabula
             return mention
         # "Paco Bardales of Diario de Iqt [es] compiles a list ...:", read as a nationality.
         return _quoted_source(mention, sentence, vocabulary) if entity.label in _MISREAD_LABELS else None
+    if (opened := sentence.find("(", entity.start, entity.end)) >= 0 and ")" not in sentence[opened:entity.end]:
+        # "The World Health Organization (WHO) has approved": the model's span stops inside the
+        # parenthesis; the name and its acronym are two mentions, each kept on its own side.
+        entity = ner.Entity(opened + 1, entity.end, entity.label) if mention.start > opened else \
+            ner.Entity(entity.start, len(sentence[:opened].rstrip()), entity.label)
     covers = entity.start <= mention.start and entity.end >= mention.end
     start, end = (entity.start, entity.end) if covers else (max(entity.start, mention.start),
                                                             min(entity.end, mention.end))
@@ -1322,6 +1381,13 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     for i in usable:
         if source := _source_phrase(sentences[i], i, lowercase_vocabulary):
             mentions = [m for m in mentions if m.sentence != i or not source.start <= m.start < source.end] + [source]
+    # "Tom Molomby, SC, said", "Jane Roe, MP, voted": the letters set off by commas right after a
+    # name are that person's rank or honour, not a second actor.
+    ends = {(m.sentence, m.end) for m in mentions}
+    mentions = [m for m in mentions if not (len(m.tokens) == 1 and _is_acronym(m.tokens[0])
+                                            and sentences[m.sentence][m.end:].startswith(",")
+                                            and sentences[m.sentence][:m.start].endswith(", ")
+                                            and (m.sentence, m.start - 2) in ends)]
     use_ner = use_ner and ner.available()
     # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
     settled: dict[int, str] = {}
@@ -1342,6 +1408,10 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
     entities = dict(zip(asked, found, strict=True)) if found is not None else {}
     raw: dict[str, list[Mention]] = {}
     handing_over = {i: _introduces_quote(sentences[i]) for i in usable}
+    # Words the model reads somewhere as a people or a faith ("the Rohingya", "Roman Catholic
+    # Christianity", "appropriated Islam"): the same words elsewhere name that group, not an actor.
+    groups = [set(fold(sentences[mentions[k].sentence][e.start:e.end]).split())
+              for k, found_here in entities.items() for e in found_here if e.label == "NORP"]
     for k, mention in enumerate(mentions):
         if k in settled:
             mention.label = settled[k]
@@ -1352,6 +1422,9 @@ def extract_actors(text: str, sentences: list[str] | None = None, use_ner: bool 
         # A sentence-initial lone word is a name, whatever the model's label, when it hands over to a quotation.
         mention.source = mention.source or handing_over[mention.sentence] and _acts(mention,
                                                                                    sentences[mention.sentence])
+        if not mention.source and any({fold(t) for t in mention.tokens} <= group for group in groups):
+            # A blogger the model takes for a people ("Paco Bardales of Diario de Iqt compiles:") stays.
+            continue
         raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
