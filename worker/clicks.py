@@ -176,7 +176,9 @@ class _Sender:
             return
         try:
             _redis_client().rpush(BUFFER_KEY, *batch)
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:  # ValueError: a REDIS_URL redis cannot parse
+            # Logged, never raised: this runs on the process's one sender thread, and a dead thread
+            # would lose every later click of the process.
             log.warning("%d clicks not counted: %s", len(batch), exc)
         finally:
             with self.lock:
