@@ -5,17 +5,9 @@ A rank or honour set off by commas after a name ("Peter Hollis, SC, said") is no
 in the style of the tune split.
 """
 
-import pytest
+from tests.helpers.offline import actors_of, needs_model
 
-from worker.summarize import ner
-from worker.summarize.offline import extract_actors
-from worker.text import split_sentences
-
-pytestmark = pytest.mark.skipif(not ner.available(), reason="the spaCy model is not installed")
-
-
-def actors_of(text: str) -> dict[str, str]:
-    return {a.name: a.action for a in extract_actors(text, split_sentences(text))}
+pytestmark = needs_model
 
 
 def test_it_never_reports_the_honour_after_a_name_as_an_actor():

@@ -3,17 +3,9 @@
 Invented texts in the style of the tune split (court reports, summit reports, election results).
 """
 
-import pytest
+from tests.helpers.offline import actors_of, needs_model
 
-from worker.summarize import ner
-from worker.summarize.offline import extract_actors
-from worker.text import split_sentences
-
-pytestmark = pytest.mark.skipif(not ner.available(), reason="the spaCy model is not installed")
-
-
-def actors_of(text: str) -> dict[str, str]:
-    return {a.name: a.action for a in extract_actors(text, split_sentences(text))}
+pytestmark = needs_model
 
 
 def test_it_gives_the_first_of_two_subjects_with_ages_and_a_spouse_the_verb_in_the_singular():

@@ -3,17 +3,9 @@
 Invented text in the style of the tune split's court reports.
 """
 
-import pytest
+from tests.helpers.offline import actors_of, needs_model
 
-from worker.summarize import ner
-from worker.summarize.offline import extract_actors
-from worker.text import split_sentences
-
-pytestmark = pytest.mark.skipif(not ner.available(), reason="the spaCy model is not installed")
-
-
-def actors_of(text: str) -> dict[str, str]:
-    return {a.name: a.action for a in extract_actors(text, split_sentences(text))}
+pytestmark = needs_model
 
 
 def test_it_never_gives_a_name_in_a_parenthetical_gloss_the_verb_after_it():

@@ -4,17 +4,11 @@ The texts are invented, in the style of the tune split; the model's NORP reading
 article is what marks the words as a group.
 """
 
-import pytest
-
+from tests.helpers.offline import actors_of, needs_model
 from worker.summarize import ner
-from worker.summarize.offline import extract_actors
 from worker.text import split_sentences
 
-pytestmark = pytest.mark.skipif(not ner.available(), reason="the spaCy model is not installed")
-
-
-def actors_of(text: str) -> dict[str, str]:
-    return {a.name: a.action for a in extract_actors(text, split_sentences(text))}
+pytestmark = needs_model
 
 
 def test_it_never_reports_a_faith_the_model_reads_as_a_people_elsewhere():

@@ -5,6 +5,7 @@ All texts are invented, in the style of the tune split (Global Voices round-ups,
 
 import pytest
 
+from tests.helpers.offline import actors_of, needs_model
 from worker.summarize import ner
 from worker.summarize.offline import (
     Candidate,
@@ -13,17 +14,12 @@ from worker.summarize.offline import (
     _foreign,
     _merge,
     _only_a_source,
-    extract_actors,
     summarize,
 )
 from worker.summarize.schemas import ActorKind
 from worker.text import split_sentences
 
-pytestmark = pytest.mark.skipif(not ner.available(), reason="the spaCy model is not installed")
-
-
-def actors_of(text: str) -> dict[str, str]:
-    return {a.name: a.action for a in extract_actors(text, split_sentences(text))}
+pytestmark = needs_model
 
 
 def test_it_gives_a_source_that_hands_over_to_a_quotation_the_quoted_words():
@@ -150,7 +146,6 @@ Wikinews: What comes next?
 
 Hanna Berg: We will open a second venue next year.
 """
-
 
 def test_it_keeps_an_interview_to_the_interviewee_and_at_most_two_others():
     names = [a.name for a in summarize("Interview with Hanna Berg", INTERVIEW).key_actors]
