@@ -15,6 +15,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 
 # What a forged, damaged or other-purpose token raises; ExpiredToken is a BadToken too.
@@ -33,25 +34,27 @@ class Purpose(StrEnum):
 
 
 @cache
-def _timed_signer(purpose: Purpose) -> signing.TimestampSigner:
-    # One per purpose and process (what `signing.dumps` builds on every call): the send loop mints two per message.
-    return signing.TimestampSigner(salt=purpose.value)
+def _signers(purpose: Purpose, key: str, fallbacks: tuple[str, ...]) -> tuple[signing.Signer, signing.TimestampSigner]:
+    # Made once per purpose and key (what `signing.dumps` builds on every call: the send loop mints two tokens
+    # per message, the click redirect checks one per request). A signer copies the key when made, so the key
+    # is part of the cache's key: a changed SECRET_KEY (or its fallbacks) gets new signers.
+    return (signing.Signer(key=key, fallback_keys=fallbacks, salt=purpose.value),
+            signing.TimestampSigner(key=key, fallback_keys=fallbacks, salt=purpose.value))
+
+
+def _signer(purpose: Purpose, *, timed: bool = False) -> signing.Signer:
+    untimed, timed_signer = _signers(purpose, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+    return timed_signer if timed else untimed
 
 
 def dumps(purpose: Purpose, value: dict[str, Any]) -> str:
     """A timed, compressed token carrying `value` (small JSON): `signing.dumps(value, salt=purpose, compress=True)`."""
-    return _timed_signer(purpose).sign_object(value, compress=True)
+    return _signer(purpose, timed=True).sign_object(value, compress=True)
 
 
 def loads(purpose: Purpose, token: str, max_age: float | None = None) -> Any:
     """The value of a genuine token of this purpose; BadToken, or ExpiredToken when older than max_age."""
     return signing.loads(token, salt=purpose.value, max_age=max_age)
-
-
-@cache
-def _signer(purpose: Purpose) -> signing.Signer:
-    # One per purpose and process, made on first use (the click redirect checks one per request).
-    return signing.Signer(salt=purpose.value)
 
 
 def sign_object(purpose: Purpose, value: Any) -> str:
