@@ -1,16 +1,25 @@
 """Fan-out benchmark: Newsdigest's delivery (real Celery workers, claims, leases, one Delivery row
 per message) against a plain smtplib loop over one connection, both sending the same ~20 KB
-messages to an aiosmtpd sink in another process.
+messages to an SMTP sink in another process.
 
     .venv/bin/python bench/fanout/run.py [--subscribers 10000 100000] [--db postgres|sqlite]
+                                         [--sink aiosmtpd|smtp-sink]
 
 PostgreSQL (127.0.0.1:5432, user postgres; a scratch database is created and dropped) is the
 default: with two writes per message, SQLite's single writer would be what is measured.
-Prints msgs/s, the ratio to the baseline, the 1 -> 2 worker speed-up and peak RSS per worker.
+Prints msgs/s, the ratio to the baseline, the 1 -> 2 worker speed-up, peak RSS per worker, and the
+CPU each process family spent per message in each phase (read from /proc), so that a phase limited
+by one process (a sink at 100% of a core) is told apart from one waiting on round trips.
+
+The sink: `aiosmtpd` (tests/helpers/smtp_sink.py, Python, one process) or `smtp-sink`, Postfix's C
+test server for measuring SMTP clients (Debian package postfix), which costs the shared 2 cores far
+less per message, so that what is measured is the sender rather than the sink.
 """
 
 import argparse
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +39,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--baseline-messages", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--sink", choices=["aiosmtpd", "smtp-sink"], default="aiosmtpd")
     parser.add_argument("--compare-commits", action="store_true",
                         help="also run 1 worker with every commit durable (NEWSDIGEST_DELIVERY_RELAXED_COMMIT=0)")
     args = parser.parse_args()
@@ -74,11 +84,39 @@ def _psql(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
+@contextmanager
+def postfix_sink() -> Iterator[int]:
+    """Postfix's smtp-sink on a free port (it drops privileges to `nobody` when run as root); yields the port."""
+    from tests.helpers.processes import free_port, wait_for
+
+    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(binary).exists():
+        sys.exit("smtp-sink not found: install Debian's postfix package, or use --sink aiosmtpd")
+    port = free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([binary, *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _accepts(port) or proc.poll() is not None, 10, what="smtp-sink")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def run(args, tmp: Path) -> None:
     from tests.helpers.mail import smtp_sink
     from tests.helpers.processes import redis_server
 
-    with redis_server(tmp) as redis_url, smtp_sink(tmp / "sink.tsv") as port:
+    sink = postfix_sink() if args.sink == "smtp-sink" else smtp_sink(tmp / "sink.tsv")
+    with redis_server(tmp) as redis_url, sink as port:
         os.environ.update(REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}")
         import django
 
@@ -87,7 +125,7 @@ def run(args, tmp: Path) -> None:
 
         call_command("migrate", verbosity=0)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        print(f"database: {args.db}; batch size {args.batch_size}; sink: aiosmtpd in its own process")
+        print(f"database: {args.db}; batch size {args.batch_size}; sink: {args.sink} in its own process")
         # (label, worker processes, extra environment); the durable-commit run measures what
         # NEWSDIGEST_DELIVERY_RELAXED_COMMIT buys (PostgreSQL only).
         runs = [("1 worker", 1, {}), ("2 workers", 2, {})]
@@ -95,15 +133,19 @@ def run(args, tmp: Path) -> None:
             runs.insert(1, ("1 worker, every commit durable", 1, {"NEWSDIGEST_DELIVERY_RELAXED_COMMIT": "0"}))
         for n in args.subscribers:
             digest_ids = [_make_digest(n) for _ in runs]
-            base = baseline(digest_ids[0], min(n, args.baseline_messages), port)
+            count = min(n, args.baseline_messages)
+            with cpu_use(count) as cpu:
+                base = baseline(digest_ids[0], count, port)
             print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
             print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
+            print(f"    {cpu.line()}")
             rates = {}
             for (label, workers, extra), digest_id in zip(runs, digest_ids, strict=True):
-                rate, rss = fan_out(digest_id, n, workers, {**env, **extra}, tmp, tmp / "sink.tsv")
+                rate, rss, cpu = fan_out(digest_id, n, workers, {**env, **extra}, tmp)
                 rates[label] = rate
                 print(f"  {label}: {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
                       f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
+                print(f"    {cpu.line()}")
             base_after = baseline(digest_ids[0], min(n, args.baseline_messages), port)
             print(f"  baseline again after the workers: {base_after:8.1f} msgs/s (load drift)")
             print(f"  1 -> 2 workers: {rates['2 workers'] / rates['1 worker']:.2f}x")
@@ -150,30 +192,100 @@ def baseline(digest_id: int, count: int, port: int) -> float:
     return len(people) / (time.perf_counter() - started)
 
 
-def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path, record: Path) -> tuple[float, list[float]]:
+def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path) -> tuple[float, list[float], "CpuUse"]:
     from tests.helpers.processes import kill_group, start_worker
     from worker import deliver, tasks
     from worker.models import Digest
 
     procs = [start_worker(env, tmp / f"w{workers}-{i}.log", 1, f"b{workers}-{i}") for i in range(workers)]
     try:
-        started = time.perf_counter()
-        deliver.begin_send(digest_id)
-        tasks.start_send.delay(digest_id)
-        peaks = {p.pid: 0.0 for p in procs}
-        while Digest.objects.filter(pk=digest_id).values_list("status", flat=True).get() != Digest.Status.SENT:
-            for proc in procs:
-                peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
-            time.sleep(0.5)
-        elapsed = time.perf_counter() - started
+        # Measured while the workers run, so their CPU is read before they are killed.
+        with cpu_use(n) as cpu:
+            started = time.perf_counter()
+            deliver.begin_send(digest_id)
+            tasks.start_send.delay(digest_id)
+            peaks = {p.pid: 0.0 for p in procs}
+            while Digest.objects.filter(pk=digest_id).values_list("status", flat=True).get() != Digest.Status.SENT:
+                for proc in procs:
+                    peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
+                time.sleep(0.5)
+            elapsed = time.perf_counter() - started
         for proc in procs:
             peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
         progress = deliver.progress(digest_id)
         assert progress["sent"] == n, progress
-        return n / elapsed, list(peaks.values())
+        return n / elapsed, list(peaks.values()), cpu
     finally:
         for proc in procs:
             kill_group(proc)
+
+
+class CpuUse:
+    """CPU seconds per process family over one phase, from /proc (processes alive at both ends)."""
+
+    FAMILIES = ("bench", "workers", "sink", "postgres", "redis")
+
+    def __init__(self, messages: int):
+        self.messages = messages
+        self.started = time.perf_counter()
+        self.before = _cpu_by_process()
+        self.spent: dict[str, float] = {}
+        self.wall = 0.0
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self.started
+        after = _cpu_by_process()
+        self.spent = dict.fromkeys(self.FAMILIES, 0.0)
+        for pid, (family, seconds) in after.items():
+            if family in self.spent:
+                self.spent[family] += seconds - self.before.get(pid, (family, 0.0))[1]
+
+    def line(self) -> str:
+        per_msg = ", ".join(f"{family} {1000 * s / self.messages:.3f}" for family, s in self.spent.items())
+        return f"CPU ms/msg: {per_msg}; cores busy {sum(self.spent.values()) / self.wall:.2f} of {os.cpu_count()}"
+
+
+@contextmanager
+def cpu_use(messages: int) -> Iterator[CpuUse]:
+    use = CpuUse(messages)
+    try:
+        yield use
+    finally:
+        use.stop()
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (family, user+system CPU seconds) for the processes this bench measures."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        family = _family(int(entry.name), cmdline)
+        if family:
+            # fields[11], fields[12]: utime, stime (stat fields 14 and 15, counted after the command name)
+            found[int(entry.name)] = (family, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _family(pid: int, cmdline: str) -> str | None:
+    if pid == os.getpid():
+        return "bench"
+    if "smtp_sink.py" in cmdline or "smtp-sink" in cmdline:
+        return "sink"
+    if "-m worker worker" in cmdline or "celery" in cmdline:
+        return "workers"
+    program = cmdline.split(" ", 1)[0]
+    if program.startswith("postgres") or program.endswith("/postgres"):
+        return "postgres"
+    if program.endswith("redis-server"):
+        return "redis"
+    return None
 
 
 def _group_peak_rss(pgid: int) -> float:

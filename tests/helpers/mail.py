@@ -17,18 +17,32 @@ SINK = Path(__file__).with_name("smtp_sink.py")
 
 
 class RecordingHandler:
-    """Keeps every accepted message; `reply` (DATA) and `rcpt_reply` (RCPT) let a test answer with an
-    SMTP error instead."""
+    """Keeps every accepted message; `reply` (DATA), `rcpt_reply` (RCPT) and `mail_reply` (MAIL) let a test
+    answer with an SMTP error instead; `pipelining` offers PIPELINING (RFC 2920) in the EHLO reply."""
 
     def __init__(self):
         self.messages: list[EmailMessage] = []
         self.reply = None
         self.rcpt_reply = None
+        self.mail_reply = None
+        self.pipelining = False
         self.lock = threading.Lock()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # aiosmtpd reads pipelined commands in order from its stream; it just does not say so by default.
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_reply is not None and (refusal := self.mail_reply(address)):
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.rcpt_reply is not None:
-            return self.rcpt_reply(address)
+        if self.rcpt_reply is not None and (refusal := self.rcpt_reply(address)):
+            return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

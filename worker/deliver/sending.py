@@ -120,6 +120,20 @@ def _envelope_address(address: str, encoding: str) -> str:
     return sanitize_address(address, encoding)
 
 
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _pipelined_data(smtp: smtplib.SMTP, data_reply: tuple[int, bytes], data: bytes) -> tuple[int, bytes]:
+    """The message after a pipelined DATA: what `smtplib.SMTP.data` does once the 354 is in (lines starting
+    with a dot doubled, the final CRLF.CRLF), as one write; returns the server's final reply."""
+    code, reply = data_reply
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = _LEADING_DOT.sub(b"..", data)
+    smtp.send(stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    return smtp.getreply()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """sent; permanent (5xx: never retry); transient (4xx or no connection: certainly not
@@ -184,9 +198,15 @@ class Mailer:
         self.last_used = time.monotonic()
         return outcome
 
-    def _reject(self, smtp: smtplib.SMTP, code: int, reply: bytes | str) -> Outcome:
+    def _reject(self, smtp: smtplib.SMTP, code: int, reply: bytes | str, *, data_open: bool = False) -> Outcome:
+        """The server refused a command: the transaction is reset (RSET) for the next message, or the
+        connection dropped when the server is closing it (421) or already waits for message data that
+        will not come (a pipelined DATA it accepted despite the refusal: hanging up delivers nothing)."""
         text = f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
-        if code == 421:  # the server is closing the channel
+        if data_open:
+            smtp.close()  # the socket alone: a QUIT now would be read as message data
+            self.close()
+        elif code == 421:
             self.close()
         else:
             try:
@@ -196,33 +216,43 @@ class Mailer:
         return Outcome("permanent" if code >= 500 else "transient", text)
 
     def _send_smtp(self, smtp: smtplib.SMTP, message: EmailMultiAlternatives) -> Outcome:
-        """MAIL, RCPT, DATA by hand: a failure before DATA is certainly not a delivery.
+        """MAIL, RCPT, DATA by hand: a failure before the message data goes out is certainly not a delivery.
 
-        MAIL FROM goes out before the message is serialised (what `smtp.mail` sends), and its reply is read
-        after: the server answers while this process spends its millisecond on the MIME bytes, instead of
-        each waiting for the other.
+        The envelope goes out before the message is serialised, and its replies are read after: the server
+        answers while this process spends its millisecond on the MIME bytes, instead of each waiting for
+        the other. When the server offers PIPELINING (RFC 2920: Postfix, Exim and the ESPs' SMTP endpoints
+        do), RCPT TO and DATA travel in the same write as MAIL FROM, so the envelope costs one wait, not three.
         """
         encoding = message.encoding or settings.DEFAULT_CHARSET
         sender = _envelope_address(getattr(message, "return_path", "") or message.from_email, encoding)
+        recipients = [_envelope_address(recipient, encoding)
+                      for recipient in getattr(message, "envelope_recipients", None) or message.recipients()]
         phase = "envelope"
         try:
             smtp.ehlo_or_helo_if_needed()
-            smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}")
+            pipelined = smtp.has_extn("pipelining")
+            commands = [f"MAIL FROM:{smtplib.quoteaddr(sender)}"]
+            if pipelined:
+                commands += [f"RCPT TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients] + ["DATA"]
+            smtp.send("".join(f"{command}\r\n" for command in commands))  # one write: no Nagle wait between
             try:
                 data = message.message().as_bytes(linesep="\r\n")
             except BaseException:
-                self.close()  # the MAIL reply is still unread on this connection
+                self.close()  # the envelope's replies are still unread on this connection
                 raise
-            code, reply = smtp.getreply()
+            replies = [smtp.getreply() for _ in commands]
+            # A pipelined DATA the server accepted although it refused MAIL or RCPT: it now waits for data.
+            data_open = pipelined and replies[-1][0] == 354
+            code, reply = replies[0]
             if code != 250:
-                return self._reject(smtp, code, reply)
-            for recipient in getattr(message, "envelope_recipients", None) or message.recipients():
-                code, reply = smtp.rcpt(_envelope_address(recipient, encoding))
+                return self._reject(smtp, code, reply, data_open=data_open)
+            # Without pipelining, RCPT one at a time (lazily: nothing more is sent after a refusal).
+            for code, reply in replies[1:-1] if pipelined else (smtp.rcpt(r) for r in recipients):
                 if code not in (250, 251):
-                    outcome = self._reject(smtp, code, reply)
+                    outcome = self._reject(smtp, code, reply, data_open=data_open)
                     return Outcome(outcome.kind, outcome.reply, recipient_refused=outcome.kind == "permanent")
             phase = "data"
-            code, reply = smtp.data(data)
+            code, reply = _pipelined_data(smtp, replies[-1], data) if pipelined else smtp.data(data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused: the message never went out
             return self._reject(smtp, exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
