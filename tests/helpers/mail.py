@@ -12,6 +12,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from tests.helpers.processes import free_port
+from tests.helpers.smtp_sink import ehlo
 
 SINK = Path(__file__).with_name("smtp_sink.py")
 
@@ -29,9 +30,7 @@ class RecordingHandler:
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        # aiosmtpd reads pipelined commands in order from its stream; it just does not say so by default.
-        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
+        return ehlo(session, hostname, responses, self.pipelining)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.mail_reply is not None and (refusal := self.mail_reply(address)):
@@ -66,12 +65,13 @@ def smtp_server():
 
 
 @contextmanager
-def smtp_sink(record: Path, tempfail: float = 0.0, drop: float = 0.0, seed: int = 1):
+def smtp_sink(record: Path, tempfail: float = 0.0, drop: float = 0.0, seed: int = 1, pipelining: bool = False):
     """tests/helpers/smtp_sink.py in its own process; yields its port. Accepted messages are lines in `record`."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(SINK), "--port", str(port), "--record", str(record),
-         "--tempfail", str(tempfail), "--drop", str(drop), "--seed", str(seed)],
+         "--tempfail", str(tempfail), "--drop", str(drop), "--seed", str(seed),
+         *(["--pipelining"] if pipelining else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
