@@ -56,6 +56,27 @@ def check_broker(timeout: float = 3.0) -> None:
                                     f"start Redis or fix {setting}") from None
 
 
+def waiting_messages(timeout: float = 2.0) -> int | None:
+    """Messages waiting in the task queue for a worker (those a worker has taken, even unacked, are not
+    counted), on Redis and RabbitMQ alike; None when tasks run inline or the broker does not answer."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None
+    from kombu.exceptions import ChannelError, OperationalError
+
+    from .celery_app import app
+
+    try:
+        with app.connection_for_read(url=settings.CELERY_BROKER_URL, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            try:
+                return conn.default_channel.queue_declare(
+                    queue=settings.NEWSDIGEST_CELERY_QUEUE, passive=True).message_count
+            except ChannelError:  # no such queue: on Redis, an empty one (its list is deleted when empty)
+                return 0
+    except (OperationalError, redis.RedisError, OSError):
+        return None
+
+
 def require_broker() -> None:
     """Before a command queues work: one quick ping instead of Celery's 20 s of connection retries
     and a traceback. Nothing to check when tasks run inline (no broker configured)."""

@@ -59,8 +59,9 @@ def send_batch(self, delivery_ids: list[int]) -> dict[str, int]:
 @jobs.register
 @shared_task(ignore_result=True)
 def sweep_deliveries() -> int:
-    """Periodic safety net (celery beat, every NEWSDIGEST_DELIVERY_SWEEP_SECONDS): see deliver.sweep."""
-    return deliver.publish_batches(deliver.sweep())
+    """Periodic safety net (celery beat, every NEWSDIGEST_DELIVERY_SWEEP_SECONDS), sooner after a broker that
+    lost its queue: see deliver.sweep_and_publish."""
+    return deliver.sweep_and_publish()
 
 
 @jobs.register

@@ -33,11 +33,11 @@ from .sending import (
     send_test,
     throttle,
 )
-from .sweeper import progress, report, sweep
+from .sweeper import progress, report, sweep, sweep_and_publish
 
 __all__ = [
     "PUBLISH_ERRORS", "BatchResult", "DeliveryTransientError", "SendRefused", "begin_send", "build_message",
     "cancel", "claim", "close_connection", "eligible_subscribers", "fan_out", "forget_nudge", "message_id",
     "nudge", "pause", "progress", "publish_batches", "report", "resume", "send_batch", "send_test",
-    "start_or_stay_approved", "sweep", "throttle",
+    "start_or_stay_approved", "sweep", "sweep_and_publish", "throttle",
 ]

@@ -13,9 +13,11 @@ from django.db.models import Case, Count, F, Q, TextField, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from .. import jobs
+from ..broker import waiting_messages
 from ..models import Delivery, Digest
 from .claims import FINAL_ROWS, finish_if_done, skip_cancelled
-from .fanout import SendRefused, fan_out, nudge, nudge_lease
+from .fanout import SendRefused, fan_out, nudge, nudge_lease, publish_batches
 
 log = logging.getLogger("newsdigest.deliver")
 
@@ -77,6 +79,27 @@ def sweep() -> list[list[int]]:
         finish_if_done(digest_id)
     skip_cancelled()
     return batches
+
+
+def sweep_and_publish() -> int:
+    """`sweep`, its batches published; returns how many rows they carry.
+
+    A sweep that reached NEWSDIGEST_DELIVERY_NUDGE_LIMIT may have left lapsed rows behind. Lapsed rows
+    with a broker holding less than a sweep's worth of messages are not a queue the workers are still
+    working through: the broker lost them (a Redis restarted empty). Then the next sweep is queued at once,
+    behind the batches just published, instead of NEWSDIGEST_DELIVERY_SWEEP_SECONDS later: the backlog
+    drains at the workers' pace (each follow-up runs once they have taken what is ahead of it), and the
+    chain stops when the broker has work waiting or nothing is left. Each sweep stays bounded.
+    """
+    batches = sweep()
+    nudged = publish_batches(batches)
+    limit = settings.NEWSDIGEST_DELIVERY_NUDGE_LIMIT
+    if nudged >= limit:
+        waiting = waiting_messages()
+        # What was waiting before this sweep published: less than a sweep's worth means the workers are idle.
+        if waiting is not None and (waiting - len(batches)) * settings.NEWSDIGEST_SEND_BATCH_SIZE < limit:
+            jobs.enqueue(jobs.Job.SWEEP_DELIVERIES)
+    return nudged
 
 
 def progress(digest_id: int) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """`newsdigest sweep [--every SECONDS]`: the delivery safety net from the command line.
 
 The same work as the `sweep_deliveries` beat task (every NEWSDIGEST_DELIVERY_SWEEP_SECONDS
-under `newsdigest beat`): rows of dead workers back to the queue, lost messages re-published.
+under `newsdigest beat`; `deliver.sweep_and_publish`): rows of dead workers back to the queue, lost
+messages re-published.
 """
 
 import time
@@ -9,7 +10,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
-from worker import deliver, tasks
+from worker import deliver
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, every, **options):
         while True:
             try:
-                nudged = tasks.sweep_deliveries()
+                nudged = deliver.sweep_and_publish()
             except deliver.PUBLISH_ERRORS as exc:
                 # The rows stay queued with no message believed in flight: the next pass publishes them.
                 if every is None:
