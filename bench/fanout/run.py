@@ -3,7 +3,7 @@ per message) against a plain smtplib loop over one connection, both sending the 
 messages to an SMTP sink in another process.
 
     .venv/bin/python bench/fanout/run.py [--subscribers 10000 100000] [--db postgres|sqlite]
-                                         [--sink aiosmtpd|smtp-sink]
+                                         [--sink aiosmtpd|aiosmtpd-pipelining|smtp-sink]
 
 PostgreSQL (127.0.0.1:5432, user postgres; a scratch database is created and dropped) is the
 default: with two writes per message, SQLite's single writer would be what is measured.
@@ -11,8 +11,9 @@ Prints msgs/s, the ratio to the baseline, the 1 -> 2 worker speed-up, peak RSS p
 CPU each process family spent per message in each phase (read from /proc), so that a phase limited
 by one process (a sink at 100% of a core) is told apart from one waiting on round trips.
 
-The sink: `aiosmtpd` (tests/helpers/smtp_sink.py, Python, one process) or `smtp-sink`, Postfix's C
-test server for measuring SMTP clients (Debian package postfix), which costs the shared 2 cores far
+The sink: `aiosmtpd` (tests/helpers/smtp_sink.py, Python, one process; `aiosmtpd-pipelining` offers
+PIPELINING, which the workers use and the smtplib loop cannot) or `smtp-sink`, Postfix's C test server for
+measuring SMTP clients (Debian package postfix; it offers PIPELINING), which costs the shared 2 cores far
 less per message, so that what is measured is the sender rather than the sink.
 """
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--baseline-messages", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--sink", choices=["aiosmtpd", "smtp-sink"], default="aiosmtpd")
+    parser.add_argument("--sink", choices=["aiosmtpd", "aiosmtpd-pipelining", "smtp-sink"], default="aiosmtpd")
     parser.add_argument("--compare-commits", action="store_true",
                         help="also run 1 worker with every commit durable (NEWSDIGEST_DELIVERY_RELAXED_COMMIT=0)")
     args = parser.parse_args()
@@ -115,7 +116,8 @@ def run(args, tmp: Path) -> None:
     from tests.helpers.mail import smtp_sink
     from tests.helpers.processes import redis_server
 
-    sink = postfix_sink() if args.sink == "smtp-sink" else smtp_sink(tmp / "sink.tsv")
+    sink = (postfix_sink() if args.sink == "smtp-sink"
+            else smtp_sink(tmp / "sink.tsv", pipelining=args.sink == "aiosmtpd-pipelining"))
     with redis_server(tmp) as redis_url, sink as port:
         os.environ.update(REDIS_URL=redis_url, EMAIL_URL=f"smtp://127.0.0.1:{port}")
         import django
