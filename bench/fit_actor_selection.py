@@ -41,7 +41,8 @@ def examples() -> list[tuple[int, offline.Scored, int | None, int]]:
     for article, record in enumerate(r for r in records if r.get("split") == "tune"):
         text, interviewers, interviewees = offline.strip_furniture(record["text"])
         gold = [{fold(name) for name in actor["names"]} for actor in record["actors"]]
-        for entry in offline.actor_candidates(text, split_sentences(text), True, interviewers, interviewees):
+        for entry in offline.actor_candidates(text, split_sentences(text), True, interviewers, interviewees,
+                                               complete=True):
             hit = next((k for k, names in enumerate(gold) if fold(entry.name) in names), None)
             rows.append((article, entry, hit, len(gold)))
     return rows

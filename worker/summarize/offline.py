@@ -1246,12 +1246,19 @@ class Scored:
 
     @property
     def probability(self) -> float:
-        z = SELECTION_BIAS + sum(SELECTION_WEIGHTS[k] * v for k, v in self.features.items())
+        return self.logistic(self.features)
+
+    @staticmethod
+    def logistic(features: dict[str, float]) -> float:
+        z = SELECTION_BIAS + sum(SELECTION_WEIGHTS[k] * v for k, v in features.items())
         return 1 / (1 + math.exp(-z))
 
 
-def _features(candidate: Candidate, action: str, sentence_count: int, speaker: bool,
+def _features(candidate: Candidate, action: str | None, sentence_count: int, speaker: bool,
               interview: bool) -> dict[str, float]:
+    """The selection's features; an `action` of None stands for the best there is: one of its own, not "is ..."."""
+    has_action = action is None or len(action.split()) >= 2
+    copula = action is not None and action.split()[:1] in (["is"], ["was"], ["are"], ["were"])
     mentions = candidate.mentions
     first = min(m.sentence for m in mentions)
     labels = Counter(m.label for m in mentions).most_common(1)
@@ -1268,8 +1275,8 @@ def _features(candidate: Candidate, action: str, sentence_count: int, speaker: b
         "country": float(candidate.kind == ActorKind.COUNTRY),
         "one_word": float(len(candidate.tokens) == 1),
         "interview": float(interview),
-        "has_action": float(len(action.split()) >= 2),
-        "copula": float(action.split()[:1] in (["is"], ["was"], ["are"], ["were"])),
+        "has_action": float(has_action),
+        "copula": float(copula),
         "model_person": float(labels[0][0] == "PERSON"),
         "source": float(any(m.source for m in mentions)),
     }
@@ -1472,9 +1479,10 @@ def _introduces_quote(sentence: str) -> bool:
 
 def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
                      exclude: frozenset[str] | set[str] = frozenset(),
-                     speakers: frozenset[str] | set[str] = frozenset()) -> list[Scored]:
+                     speakers: frozenset[str] | set[str] = frozenset(), complete: bool = False) -> list[Scored]:
     """Every name that could be a key actor, with its role, action and selection features (see
-    `extract_actors`; bench/fit_actor_selection.py fits the selection on these)."""
+    `extract_actors`). Roles and actions are read only for names that could be chosen, or for every
+    name when `complete` (bench/fit_actor_selection.py fits the selection on those)."""
     usable = [i for i, s in enumerate(sentences) if (is_content(s) or _introduces_quote(s)) and not _foreign(s)]
     lowercase_vocabulary = {w for i in usable for w in _WORD.findall(sentences[i]) if w.islower()}
     # Dates, publications and nationalities never become actors, whatever the model says of them.
@@ -1561,11 +1569,16 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
     actors = [c for c in actors if not any(set(fold(c.name).split()) >= set(label.split()) for label in exclude)]
     scored = []
     for candidate in actors:
-        role = _role(candidate, sentences)
-        action, shown_in = _action(candidate, role, sentences)
         speaker = fold(candidate.name) in speakers
-        if not action and speaker:
-            action, shown_in = _answer(candidate, sentences)
+        role, action, shown_in = "", "", 0
+        # Reading roles and actions is most of the rules' work past the model: a candidate that could
+        # not be chosen with the best action there is (one of its own, not "is ...") is left unread.
+        if complete or Scored.logistic(_features(candidate, None, len(sentences), speaker, bool(exclude))) \
+                >= SELECTION_THRESHOLD:
+            role = _role(candidate, sentences)
+            action, shown_in = _action(candidate, role, sentences)
+            if not action and speaker:
+                action, shown_in = _answer(candidate, sentences)
         scored.append(Scored(candidate, _display_name(candidate, token_counts), role, action, shown_in,
                              _features(candidate, action, len(sentences), speaker, bool(exclude))))
     return scored
