@@ -1545,7 +1545,9 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
         if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
             continue
         if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and kind != ActorKind.COUNTRY \
-                and not any(m.titles or m.source for m in mentions):
+                and not any(m.titles or m.source for m in mentions) and fold(name) not in speakers:
+            # A lone word that only ever opens a sentence may be any capitalised word; an interviewee's
+            # speaker label ("Bill: ...") is a name by the page's layout.
             kind = ActorKind.OTHER
         candidates.append(Candidate(tokens=tokens, mentions=mentions, kind=kind))
     actors = []
