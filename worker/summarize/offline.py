@@ -691,6 +691,10 @@ def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
     label = labels.most_common(1)[0][0] if labels else ""
     acts = any(m.subject and not m.locative and m.verb not in _COPULAS for m in mentions)
     if label == "GPE":
+        if acts and folded not in _countries() and _unknown_place_acting(tokens, mentions):
+            # "One of the leaders of the protest group, Alberto Pizango, called a press conference": the
+            # small model reads names it does not know as places; no place says or does things.
+            return ActorKind.PERSON
         # A place is an actor only as a state that does something; a city or a region is scenery.
         return ActorKind.COUNTRY if acts and folded in _countries() else None
     if label == "PERSON" and folded not in _countries():
@@ -715,6 +719,14 @@ def _classify(tokens: list[str], mentions: list[Mention]) -> ActorKind | None:
     if len(tokens) >= 2 or any(t.lower().rstrip(".") in _HONORIFICS | _TITLES for m in mentions for t in m.titles):
         return ActorKind.PERSON
     return ActorKind.OTHER
+
+
+def _unknown_place_acting(tokens: list[str], mentions: list[Mention]) -> bool:
+    """Two or three proper words, no place word among them, never after "in", "at" or "from", and the
+    subject of a verb of its own: a person the model took for a place."""
+    return 2 <= len(tokens) <= 3 and not any(m.locative for m in mentions) \
+        and not any(fold(t) in _PLACE_CUES | _ORG_CUES or fold(t) in _countries() for t in tokens) \
+        and any(m.subject and m.verb not in _COPULAS for m in mentions)
 
 
 def _person_equal(a: list[str], b: list[str]) -> bool:
