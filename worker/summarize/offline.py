@@ -342,6 +342,11 @@ _COUNTRY_ALIASES = {
     "syria": "Syria", "south korea": "South Korea", "north korea": "North Korea", "vietnam": "Vietnam",
     "taiwan": "Taiwan", "bolivia": "Bolivia", "venezuela": "Venezuela", "tanzania": "Tanzania",
     "laos": "Laos", "moldova": "Moldova", "czech republic": "Czechia", "ivory coast": "Côte d'Ivoire",
+    # Common English names pycountry no longer (or never) lists: it calls Turkey "Türkiye".
+    "turkey": "Turkey", "burma": "Myanmar", "macedonia": "North Macedonia", "swaziland": "Eswatini",
+    "holland": "Netherlands", "vatican": "Holy See", "kosovo": "Kosovo", "east timor": "Timor-Leste",
+    "cape verde": "Cabo Verde", "brunei": "Brunei", "palestine": "Palestine", "uae": "United Arab Emirates",
+    "bosnia": "Bosnia and Herzegovina",
 }
 
 
