@@ -60,7 +60,11 @@ def test_it_excludes_places():
 
 
 def test_a_country_that_acts_is_an_actor_of_kind_country():
-    actors = {a.name: a for a in summarize("", FATHER_AND_SON).key_actors}
+    # Not FATHER_AND_SON, where Uzbekistan only acts in the last sentence: since offline-9 the selection
+    # fitted on real news leaves out a country named late and once as the subject.
+    text = ("Uzbekistan closed its border with Tajikistan on Monday. Uzbekistan said the crossing would reopen "
+            "once refugees were registered. Tajikistan protested.")
+    actors = {a.name: a for a in summarize("", text).key_actors}
     assert actors["Uzbekistan"].kind == ActorKind.COUNTRY
 
 
