@@ -3,7 +3,7 @@ per message) against a plain smtplib loop over one connection, both sending the 
 messages to an SMTP sink in another process.
 
     .venv/bin/python bench/fanout/run.py [--subscribers 10000 100000] [--db postgres|sqlite]
-                                         [--sink aiosmtpd|aiosmtpd-pipelining|smtp-sink]
+                                         [--sink aiosmtpd|aiosmtpd-pipelining|smtp-sink] [--repeat 3]
 
 PostgreSQL (127.0.0.1:5432, user postgres; a scratch database is created and dropped) is the
 default: with two writes per message, SQLite's single writer would be what is measured.
@@ -21,6 +21,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--baseline-messages", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per size; with more than one, medians too")
     parser.add_argument("--sink", choices=["aiosmtpd", "aiosmtpd-pipelining", "smtp-sink"], default="aiosmtpd")
     parser.add_argument("--compare-commits", action="store_true",
                         help="also run 1 worker with every commit durable (NEWSDIGEST_DELIVERY_RELAXED_COMMIT=0)")
@@ -134,23 +136,35 @@ def run(args, tmp: Path) -> None:
         if args.db == "postgres" and args.compare_commits:
             runs.insert(1, ("1 worker, every commit durable", 1, {"NEWSDIGEST_DELIVERY_RELAXED_COMMIT": "0"}))
         for n in args.subscribers:
-            digest_ids = [_make_digest(n) for _ in runs]
-            count = min(n, args.baseline_messages)
-            with cpu_use(count) as cpu:
-                base = baseline(digest_ids[0], count, port)
-            print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
-            print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
-            print(f"    {cpu.line()}")
-            rates = {}
-            for (label, workers, extra), digest_id in zip(runs, digest_ids, strict=True):
-                rate, rss, cpu = fan_out(digest_id, n, workers, {**env, **extra}, tmp)
-                rates[label] = rate
-                print(f"  {label}: {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
-                      f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
-                print(f"    {cpu.line()}")
-            base_after = baseline(digest_ids[0], min(n, args.baseline_messages), port)
-            print(f"  baseline again after the workers: {base_after:8.1f} msgs/s (load drift)")
-            print(f"  1 -> 2 workers: {rates['2 workers'] / rates['1 worker']:.2f}x")
+            rounds = [one_round(n, runs, args, env, tmp, port) for _ in range(args.repeat)]
+            if args.repeat > 1:
+                ratios, speedups = zip(*rounds, strict=True)
+                print(f"  median of {args.repeat} rounds: 1 worker {statistics.median(ratios):.2f}x baseline "
+                      f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); 1 -> 2 workers "
+                      f"{statistics.median(speedups):.2f}x (rounds {', '.join(f'{r:.2f}' for r in speedups)})")
+
+
+def one_round(n: int, runs: list, args, env: dict, tmp: Path, port: int) -> tuple[float, float]:
+    """Baseline, then each worker run, then the baseline again; returns (1 worker / baseline, 1 -> 2 workers)."""
+    digest_ids = [_make_digest(n) for _ in runs]
+    count = min(n, args.baseline_messages)
+    with cpu_use(count) as cpu:
+        base = baseline(digest_ids[0], count, port)
+    print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
+    print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
+    print(f"    {cpu.line()}")
+    rates = {}
+    for (label, workers, extra), digest_id in zip(runs, digest_ids, strict=True):
+        rate, rss, cpu = fan_out(digest_id, n, workers, {**env, **extra}, tmp)
+        rates[label] = rate
+        print(f"  {label}: {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
+              f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
+        print(f"    {cpu.line()}")
+    base_after = baseline(digest_ids[0], count, port)
+    print(f"  baseline again after the workers: {base_after:8.1f} msgs/s (load drift)")
+    speedup = rates["2 workers"] / rates["1 worker"]
+    print(f"  1 -> 2 workers: {speedup:.2f}x", flush=True)
+    return rates["1 worker"] / base, speedup
 
 
 def _make_digest(n: int) -> int:
