@@ -316,8 +316,9 @@ NEWSDIGEST_DELIVERY_MAX_ATTEMPTS = env_int("NEWSDIGEST_DELIVERY_MAX_ATTEMPTS", 5
 NEWSDIGEST_DELIVERY_NUDGE_SECONDS = env_int("NEWSDIGEST_DELIVERY_NUDGE_SECONDS", 600)
 NEWSDIGEST_DELIVERY_SWEEP_SECONDS = env_int("NEWSDIGEST_DELIVERY_SWEEP_SECONDS", 60)
 # At most this many rows re-nudged per sweep (never-nudged rows, then the oldest lapses), so one sweep's
-# work stays bounded whatever the backlog; the rest waits for the next sweeps. A backlog drains at
-# LIMIT / SWEEP_SECONDS rows a second (33/s by default); each row is one UPDATE of a row and its five index
+# work stays bounded whatever the backlog. With work waiting in the broker the rest waits for the next sweeps
+# (LIMIT / SWEEP_SECONDS rows a second, 33/s by default); with the broker short of work (it lost its queue) the
+# next sweep follows at once (deliver.sweep_and_publish). Each row is one UPDATE of a row and its five index
 # entries (15-60 us at 1M rows, bench/fanout/rows.py). 20 batches of the default size; at most 32,766 on SQLite.
 NEWSDIGEST_DELIVERY_NUDGE_LIMIT = env_int("NEWSDIGEST_DELIVERY_NUDGE_LIMIT", 2000)
 # 4xx / dropped connection: retried after base * 2^(attempt-1) seconds (jittered), at most max.

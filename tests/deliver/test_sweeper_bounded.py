@@ -1,30 +1,17 @@
 """The sweeper's re-nudge is bounded (NEWSDIGEST_DELIVERY_NUDGE_LIMIT rows a sweep): a larger backlog
 drains over successive sweeps, each row nudged once per lapse; held rows wait on their own lease."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
+from tests.helpers.deliveries import fanned_out_digest, lapse
 from tests.helpers.factories import approved_digest
 from worker import deliver, render
-from worker.models import Delivery, Digest, Subscriber
-
-
-def sending(n: int) -> Digest:
-    digest = approved_digest(n)
-    render.ensure_rendered(digest)
-    deliver.begin_send(digest.pk)
-    deliver.fan_out(digest.pk)  # every row nudged once: a message in flight for each
-    return digest
-
-
-def lapse(rows, seconds_ago: int = 60) -> None:
-    """As if the rows' messages were lost `seconds_ago` seconds after their nudge window ended."""
-    rows.update(lease_until=timezone.now() - timedelta(seconds=seconds_ago))
+from worker.models import Delivery, Subscriber
 
 
 def swept() -> list[int]:
@@ -39,7 +26,7 @@ def limited(settings):
 
 @pytest.mark.django_db
 def test_it_drains_a_backlog_larger_than_the_limit_over_successive_sweeps_nudging_each_row_once(limited):
-    digest = sending(20)
+    digest = fanned_out_digest(20)
     lapse(Delivery.objects.filter(digest=digest))
     sweeps = [swept() for _ in range(4)]
     assert list(map(len, sweeps)) == [7, 7, 6, 0]
@@ -49,7 +36,7 @@ def test_it_drains_a_backlog_larger_than_the_limit_over_successive_sweeps_nudgin
 
 @pytest.mark.django_db
 def test_it_does_not_re_nudge_rows_whose_nudge_is_recent(limited):
-    digest = sending(5)
+    digest = fanned_out_digest(5)
     rows = Delivery.objects.filter(digest=digest).order_by("pk")
     lapse(rows.filter(pk__in=list(rows.values_list("pk", flat=True)[:2])))
     assert len(swept()) == 2
@@ -58,7 +45,7 @@ def test_it_does_not_re_nudge_rows_whose_nudge_is_recent(limited):
 
 @pytest.mark.django_db
 def test_it_re_nudges_the_oldest_lapses_first(limited):
-    digest = sending(10)
+    digest = fanned_out_digest(10)
     pks = list(Delivery.objects.filter(digest=digest).order_by("pk").values_list("pk", flat=True))
     for age, pk in enumerate(pks):  # the last row's nudge lapsed first
         lapse(Delivery.objects.filter(pk=pk), seconds_ago=60 + age)
@@ -67,7 +54,7 @@ def test_it_re_nudges_the_oldest_lapses_first(limited):
 
 @pytest.mark.django_db
 def test_it_nudges_rows_that_never_had_a_message_before_lapsed_ones(limited):
-    digest = sending(10)
+    digest = fanned_out_digest(10)
     pks = list(Delivery.objects.filter(digest=digest).order_by("pk").values_list("pk", flat=True))
     lapse(Delivery.objects.filter(pk__in=pks[:8]))
     deliver.forget_nudge(pks[8:])  # their messages could not be published
@@ -76,7 +63,7 @@ def test_it_nudges_rows_that_never_had_a_message_before_lapsed_ones(limited):
 
 @pytest.mark.django_db
 def test_a_nudge_writes_the_lease_and_nothing_else(limited):
-    digest = sending(10)
+    digest = fanned_out_digest(10)
     lapse(Delivery.objects.filter(digest=digest))
     with CaptureQueriesContext(connection) as captured:
         deliver.nudge(limit=7)
@@ -120,7 +107,7 @@ def test_a_resumed_digest_keeps_its_held_rows_until_their_release(limited):
 
 @pytest.mark.django_db
 def test_a_lost_workers_row_at_the_attempt_cap_fails_flagged_as_a_possible_duplicate(limited, settings):
-    digest = sending(2)
+    digest = fanned_out_digest(2)
     in_smtp, untried = deliver.claim(list(Delivery.objects.filter(digest=digest).values_list("pk", flat=True)), "dead")
     Delivery.objects.filter(pk=in_smtp.pk).update(message_id="<in-flight@x>")
     Delivery.objects.filter(digest=digest).update(attempts=settings.NEWSDIGEST_DELIVERY_MAX_ATTEMPTS)
@@ -134,7 +121,7 @@ def test_a_lost_workers_row_at_the_attempt_cap_fails_flagged_as_a_possible_dupli
 
 @pytest.mark.django_db
 def test_rows_of_a_lost_worker_are_published_by_the_sweep_that_re_queues_them_and_only_by_it(limited):
-    digest = sending(4)
+    digest = fanned_out_digest(4)
     held = [d.pk for d in deliver.claim(list(Delivery.objects.filter(digest=digest).values_list("pk", flat=True)),
                                         "dead")]
     lapse(Delivery.objects.filter(pk__in=held))  # the dead worker's leases

@@ -4,29 +4,31 @@ waiting in the broker it does not (issue 18)."""
 
 import json
 import uuid
-from datetime import timedelta
 
 import kombu
 import pytest
 import redis
 from django.utils import timezone
 
-from tests.helpers.factories import approved_digest
+from tests.helpers.deliveries import fanned_out_digest, lapse
 from tests.helpers.mail import sink_record, smtp_sink
-from tests.helpers.processes import free_port, kill_group, newsdigest, start_worker, subprocess_env, wait_for
-from worker import broker, deliver, render
+from tests.helpers.processes import (
+    free_port,
+    kill_group,
+    newsdigest,
+    rabbitmq_or_skip,
+    start_worker,
+    subprocess_env,
+    wait_for,
+)
+from worker import broker
 from worker.models import Delivery, Digest
-
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 def lost_backlog(n: int) -> Digest:
     """A sending digest whose rows were all nudged, and whose messages the broker then lost."""
-    digest = approved_digest(n)
-    render.ensure_rendered(digest)
-    deliver.begin_send(digest.pk)
-    deliver.fan_out(digest.pk)  # rows marked nudged; their batches are never published
-    Delivery.objects.filter(digest=digest).update(lease_until=timezone.now() - timedelta(seconds=60))
+    digest = fanned_out_digest(n)
+    lapse(Delivery.objects.filter(digest=digest))
     return digest
 
 
@@ -97,21 +99,18 @@ def test_waiting_messages_counts_a_redis_queues_messages_and_an_empty_one_as_zer
 
 
 def test_waiting_messages_counts_a_rabbitmq_queues_messages(settings):
+    amqp_url = rabbitmq_or_skip()
     queue = kombu.Queue(f"nd-count-{uuid.uuid4().hex[:8]}", auto_delete=False)
-    try:
-        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
-            producer = conn.Producer()
-            for n in range(2):
-                producer.publish({"n": n}, routing_key=queue.name, declare=[queue])
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no RabbitMQ here"
-        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
+    with kombu.Connection(amqp_url, connect_timeout=2) as conn:
+        producer = conn.Producer()
+        for n in range(2):
+            producer.publish({"n": n}, routing_key=queue.name, declare=[queue])
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL, settings.NEWSDIGEST_CELERY_QUEUE = AMQP_URL, queue.name
+    settings.CELERY_BROKER_URL, settings.NEWSDIGEST_CELERY_QUEUE = amqp_url, queue.name
     try:
         assert broker.waiting_messages() == 2
     finally:
-        with kombu.Connection(AMQP_URL) as conn:
+        with kombu.Connection(amqp_url) as conn:
             conn.default_channel.queue_delete(queue.name)
 
 

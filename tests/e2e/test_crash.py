@@ -1,6 +1,5 @@
 """Crash test: real workers SIGKILLed mid-send, a flaky SMTP server; nothing lost, every double flagged."""
 
-import os
 import subprocess
 import sys
 import uuid
@@ -12,14 +11,18 @@ import pytest
 from tests.helpers.factories import approved_digest
 from tests.helpers.mail import sink_record, smtp_sink
 from tests.helpers.paths import REPO
-from tests.helpers.processes import kill_group, newsdigest, start_worker, subprocess_env, wait_for
+from tests.helpers.processes import (
+    kill_group,
+    newsdigest,
+    rabbitmq_or_skip,
+    start_worker,
+    subprocess_env,
+    wait_for,
+)
 from worker import deliver, render
 from worker.models import Delivery, Digest
 
 SUBSCRIBERS = 2000
-AMQP_URL = os.environ.get("NEWSDIGEST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
 @pytest.fixture
 def broker(request, redis_url):
     """The Celery broker: the test's private Redis, or RabbitMQ (with Redis kept for limits) on a queue
@@ -28,13 +31,9 @@ def broker(request, redis_url):
         yield {"CELERY_BROKER_URL": redis_url}
         return
     queue = f"nd-crash-{uuid.uuid4().hex[:12]}"
-    try:
-        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no RabbitMQ here"
-        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
-    yield {"CELERY_BROKER_URL": AMQP_URL, "NEWSDIGEST_CELERY_QUEUE": queue}
-    with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
+    amqp_url = rabbitmq_or_skip()
+    yield {"CELERY_BROKER_URL": amqp_url, "NEWSDIGEST_CELERY_QUEUE": queue}
+    with kombu.Connection(amqp_url, connect_timeout=2) as conn:
         conn.default_channel.queue_delete(queue)
 
 

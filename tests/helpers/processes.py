@@ -11,9 +11,24 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import kombu
+import pytest
 from django.db import connection
 
 from tests.helpers.paths import REPO
+
+# RabbitMQ for the tests that run on it too (this machine kind runs one; a fresh machine may not).
+AMQP_URL = os.environ.get("NEWSDIGEST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def rabbitmq_or_skip() -> str:
+    """AMQP_URL when RabbitMQ answers there; otherwise the calling test is skipped, saying why."""
+    try:
+        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no RabbitMQ here"
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
+    return AMQP_URL
 
 
 def free_port() -> int:
