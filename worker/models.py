@@ -11,7 +11,7 @@ redelivered tasks and double triggers are harmless.
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -65,7 +65,7 @@ class StatusModel(models.Model):
 
     @classmethod
     def row_transition(cls, *, from_status: str | Iterable[str], to_status: str, match: Iterable[str] = (),
-                       fields: Iterable[str] = (), fixed: Mapping[str, Any] | None = None) -> Callable[..., int]:
+                       fields: Iterable[str] = (), fixed: Mapping[str, Any] | None = None) -> "RowTransition":
         """`transition(pk, ...)` compiled once: returns `move(pk, **values)` -> 1 if row `pk` moved, else 0.
 
         The same guarded UPDATE ... WHERE pk AND status IN (from) [AND each `match` column = its value],
@@ -83,9 +83,6 @@ class StatusModel(models.Model):
         if unknown := fixed.keys() - {field.name for field in setting + matching}:
             raise TypeError(f"{cls.__name__}.row_transition: {sorted(unknown)} are neither set nor matched")
 
-        def prepare(field: models.Field, value: Any, *, saved: bool) -> Any:
-            return field.get_db_prep_save(value, connection) if saved else field.get_db_prep_value(value, connection)
-
         status = meta.get_field("status")
         placeholders = ", ".join(["%s"] * len(sources))
         sql = (f"UPDATE {quote(meta.db_table)} SET {quote(status.column)} = %s"
@@ -96,31 +93,46 @@ class StatusModel(models.Model):
         # variable values (each slot: its position, its field, whether the value is saved or compared).
         positions = ([(1 + i, field, True) for i, field in enumerate(setting)]
                      + [(2 + len(setting) + len(sources) + i, field, False) for i, field in enumerate(matching)])
-        pk_at = 1 + len(setting)
         template: list[Any] = [to_status, *([None] * len(setting)), None, *sources, *([None] * len(matching))]
         slots = []
         for at, field, saved in positions:
             if field.name in fixed:
-                template[at] = prepare(field, fixed[field.name], saved=saved)
+                template[at] = _prepare(field, fixed[field.name], saved=saved)
             else:
                 slots.append((at, field, saved))
-        needed = {field.name for _, field, _ in slots}
+        return RowTransition(cls.__name__, sql, template, 1 + len(setting), slots)
 
-        def move(pk: int, *, cursor: CursorWrapper | None = None, **values: Any) -> int:
-            if values.keys() != needed:
-                raise TypeError(f"{cls.__name__}.row_transition needs exactly {sorted(needed)}")
-            params = template.copy()
-            params[pk_at] = pk
-            for at, field, saved in slots:
-                params[at] = prepare(field, values[field.name], saved=saved)
-            if cursor is not None:  # a caller's open cursor: a new one per statement cost as much as the UPDATE
-                cursor.execute(sql, params)
-                return cursor.rowcount
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.rowcount
 
-        return move
+def _prepare(field: models.Field, value: Any, *, saved: bool) -> Any:
+    return field.get_db_prep_save(value, connection) if saved else field.get_db_prep_value(value, connection)
+
+
+class RowTransition:
+    """A compiled `StatusModel.row_transition`: `move(pk, **values)` runs it, `statement(pk, **values)` gives
+    the SQL and parameters for a caller that sends them itself (the send loop's asynchronous `sent` marks)."""
+
+    def __init__(self, model: str, sql: str, template: list[Any], pk_at: int,
+                 slots: list[tuple[int, models.Field, bool]]):
+        self.model, self.sql, self.template, self.pk_at, self.slots = model, sql, template, pk_at, slots
+        self.needed = {field.name for _, field, _ in slots}
+
+    def statement(self, pk: int, **values: Any) -> tuple[str, list[Any]]:
+        if values.keys() != self.needed:
+            raise TypeError(f"{self.model}.row_transition needs exactly {sorted(self.needed)}")
+        params = self.template.copy()
+        params[self.pk_at] = pk
+        for at, field, saved in self.slots:
+            params[at] = _prepare(field, values[field.name], saved=saved)
+        return self.sql, params
+
+    def __call__(self, pk: int, *, cursor: CursorWrapper | None = None, **values: Any) -> int:
+        sql, params = self.statement(pk, **values)
+        if cursor is not None:  # a caller's open cursor: a new one per statement cost as much as the UPDATE
+            cursor.execute(sql, params)
+            return cursor.rowcount
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
 
 
 def new_token() -> str:

@@ -4,10 +4,11 @@ envelope addresses not parsed again, the sent mark's per-batch values bound once
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.helpers.factories import approved_digest
 from worker import deliver, render
-from worker.deliver import claims, sending
+from worker.deliver import sending
 from worker.models import Delivery, Subscriber
 
 
@@ -83,12 +84,16 @@ def test_row_transition_binds_fixed_values_once_and_takes_the_others_per_row():
     with pytest.raises(TypeError):
         Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
                                 fields=("sent_at",), fixed={"last_error": ""})  # neither set nor matched
-    mark = claims.sent_mark("me")
-    assert mark(rows[0].pk) is True
+    def mark(claimer: str):
+        return Delivery.row_transition(
+            from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT, match=("claimed_by",),
+            fields=("sent_at", "lease_until", "last_error"),
+            fixed={"claimed_by": claimer, "lease_until": None, "last_error": ""})
+
+    assert mark("me")(rows[0].pk, sent_at=timezone.now()) == 1
     with connection.cursor() as cursor:
-        on_cursor = claims.sent_mark("me", cursor)
-        assert on_cursor(rows[1].pk) is True
-        assert claims.sent_mark("someone else", cursor)(rows[2].pk) is False
+        assert mark("me")(rows[1].pk, cursor=cursor, sent_at=timezone.now()) == 1
+        assert mark("someone else")(rows[2].pk, cursor=cursor, sent_at=timezone.now()) == 0
     moved = Delivery.objects.filter(pk__in=[d.pk for d in rows[:2]])
     assert {(d.status, d.lease_until, d.last_error, d.sent_at is not None) for d in moved} == {
         (Delivery.Status.SENT, None, "", True)}

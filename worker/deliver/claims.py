@@ -5,22 +5,27 @@ that gives each row to one worker under a lease; `finish` and `release` only tou
 still holds, so a row whose lease was taken over is left to its new owner.
 """
 
+import logging
 import os
+import select
 import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from psycopg.pq import ExecStatus, PGresult
 
 from ..models import Delivery, Digest, Subscriber, Subscription
 from ..render import Recipient
+
+log = logging.getLogger("newsdigest.deliver")
 
 OPEN_ROWS = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
 FINAL_ROWS = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED, Delivery.Status.BOUNCED)
@@ -92,14 +97,74 @@ def finish(delivery: Delivery | Claimed, claimer: str, status: str, **fields) ->
         from_status=Delivery.Status.SENDING, to_status=status, **fields))
 
 
-def sent_mark(claimer: str, cursor: CursorWrapper | None = None) -> Callable[[int], bool]:
-    """`finish(row, claimer, SENT, sent_at=now, ...)` for the send loop: the guarded UPDATE is compiled once
-    per batch and run, and committed, once per message, right after the server's 250 (on `cursor`, the
-    batch's, when given)."""
-    move = Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
-                                   match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"),
-                                   fixed={"claimed_by": claimer, "lease_until": None, "last_error": ""})
-    return lambda pk: bool(move(pk, cursor=cursor, sent_at=timezone.now()))
+class SentMarks:
+    """The send loop's `sent` marks: `finish(row, claimer, SENT, sent_at=now, ...)`, compiled once per batch
+    and issued for each message right after the server's 250 (`send`); `settle` reads the outstanding reply
+    and flags a row whose mark found it taken over (the lease lapsed and another worker claimed it).
+
+    On PostgreSQL the mark goes out through libpq's asynchronous interface: the server runs and commits it
+    as it arrives (autocommit; inside a transaction, with it), while this process goes on to the next
+    message, and its reply is read before the connection's next statement. The duplicate window is the
+    same as a synchronous mark's, since the UPDATE leaves at the same moment; only the wait for its reply
+    overlaps the next SMTP exchange instead of adding to it (bench/fanout/run.py). Elsewhere (SQLite, an
+    embedded database with no round trip) each mark runs at once on the batch's `cursor`.
+    """
+
+    def __init__(self, claimer: str, cursor: CursorWrapper | None = None):
+        self.move = Delivery.row_transition(from_status=Delivery.Status.SENDING, to_status=Delivery.Status.SENT,
+                                            match=("claimed_by",), fields=("sent_at", "lease_until", "last_error"),
+                                            fixed={"claimed_by": claimer, "lease_until": None, "last_error": ""})
+        self.cursor = cursor
+        self.pgconn, self.binder = None, None
+        if db_connection.vendor == "postgresql":
+            db_connection.ensure_connection()
+            self.pgconn = db_connection.connection.pgconn
+            # Binds parameters the way Django's own (client-side binding) cursors do, on the same adapters.
+            self.binder = psycopg.ClientCursor(db_connection.connection)
+        self.in_flight: int | None = None  # the row whose mark's reply is unread (libpq takes one at a time)
+        self.lost: list[int] = []
+
+    def send(self, pk: int) -> None:
+        self.settle()
+        now = timezone.now()
+        if self.pgconn is None:
+            if not self.move(pk, cursor=self.cursor, sent_at=now):
+                self._flag(pk)
+            return
+        query = self.binder.mogrify(*self.move.statement(pk, sent_at=now))
+        with db_connection.wrap_database_errors:
+            self.pgconn.send_query(query.encode())
+            while self.pgconn.flush():  # the socket is non-blocking: wait until the whole statement is out
+                select.select([], [self.pgconn.socket], [])
+        self.in_flight = pk
+
+    def settle(self) -> None:
+        """Read the reply of the mark in flight, if any; must run before any other statement on the connection."""
+        if self.in_flight is None:
+            return
+        pk, self.in_flight = self.in_flight, None
+        rows, error = 0, None
+        with db_connection.wrap_database_errors:
+            while (result := self._next_result()) is not None:
+                if result.status == ExecStatus.COMMAND_OK:
+                    rows = result.command_tuples or 0
+                else:
+                    error = result
+            if error is not None:
+                raise psycopg.errors.error_from_result(error, encoding=db_connection.connection.info.encoding)
+        if not rows:
+            self._flag(pk)
+
+    def _next_result(self) -> PGresult | None:
+        while self.pgconn.is_busy():
+            select.select([self.pgconn.socket], [], [])
+            self.pgconn.consume_input()
+        return self.pgconn.get_result()
+
+    def _flag(self, pk: int) -> None:
+        log.warning("delivery %s: sent after its lease was taken over; flagged", pk)
+        Delivery.objects.filter(pk=pk).update(possible_duplicate=True)
+        self.lost.append(pk)
 
 
 def release(rows: list[Claimed], claimer: str, reason: str, retry_in: float = 0.0) -> int:

@@ -30,7 +30,7 @@ from django.utils import timezone
 from .. import bounces, ratelimit, render
 from ..models import Delivery, Digest, Subscriber
 from ..ratelimit import TokenBucket
-from .claims import Claimed, claim, drop_unwanted, finish, finish_if_done, release, sent_mark, worker_name
+from .claims import Claimed, SentMarks, claim, drop_unwanted, finish, finish_if_done, release, worker_name
 from .dkim import SignedEmailMessage
 
 log = logging.getLogger("newsdigest.deliver")
@@ -452,7 +452,7 @@ def _send_rows(rows: list[Claimed], claimer: str, cursor: CursorWrapper) -> Batc
     rows = drop_unwanted(rows, digest, claimer, result.counts)
     lease = settings.NEWSDIGEST_DELIVERY_LEASE_SECONDS
     group = max(1, settings.NEWSDIGEST_DELIVERY_INFLIGHT_GROUP)
-    mark_sent, mark_in_flight = sent_mark(claimer, cursor), in_flight_mark(claimer, cursor)
+    marks, mark_in_flight = SentMarks(claimer, cursor), in_flight_mark(claimer, cursor)
     next_status_check = renew_at = time.monotonic()
     failed_since_reset = False
     index = 0
@@ -480,33 +480,37 @@ def _send_rows(rows: list[Claimed], claimer: str, cursor: CursorWrapper) -> Batc
             result.counts["released"] += release([d for d, _ in sendable[granted:]] + rows[index + group:], claimer,
                                                  "rate limited", retry_in=wait)
             sendable, index = sendable[:granted], len(rows)
-        for offset, (delivery, message) in enumerate(sendable):
-            try:
-                outcome = _mailer.send(message)
-            except DeliveryTransientError as exc:
-                result.counts["released"] += release([d for d, _ in sendable[offset:]] + rows[index + group:],
-                                                     claimer, str(exc))
-                _record_failure(digest.pk, str(exc))
-                raise
-            if outcome.kind == "sent":
-                if not mark_sent(delivery.pk):
-                    log.warning("delivery %s: sent after its lease was taken over; flagged", delivery.pk)
-                    Delivery.objects.filter(pk=delivery.pk).update(possible_duplicate=True)
-                result.counts["sent"] += 1
-                if failed_since_reset:
-                    Digest.objects.filter(pk=digest.pk).update(consecutive_failures=0)
-                    failed_since_reset = False
-                continue
-            failed_since_reset = True
-            _record_failure(digest.pk, outcome.reply)
-            if outcome.kind == "permanent":
-                finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, last_error=outcome.reply)
-                result.counts["failed"] += 1
-                if outcome.recipient_refused:  # rare: the row as a model instance, with its committed Message-ID
-                    bounces.record_refusal(Delivery.objects.select_related("subscriber").get(pk=delivery.pk),
-                                           outcome.reply)
-            else:
-                _retry_or_fail(delivery, claimer, outcome, result)
+        try:
+            for offset, (delivery, message) in enumerate(sendable):
+                try:
+                    outcome = _mailer.send(message)  # while the previous message's sent mark travels
+                except DeliveryTransientError as exc:
+                    marks.settle()
+                    result.counts["released"] += release([d for d, _ in sendable[offset:]] + rows[index + group:],
+                                                         claimer, str(exc))
+                    _record_failure(digest.pk, str(exc))
+                    raise
+                if outcome.kind == "sent":
+                    marks.send(delivery.pk)
+                    result.counts["sent"] += 1
+                    if failed_since_reset:
+                        marks.settle()
+                        Digest.objects.filter(pk=digest.pk).update(consecutive_failures=0)
+                        failed_since_reset = False
+                    continue
+                marks.settle()
+                failed_since_reset = True
+                _record_failure(digest.pk, outcome.reply)
+                if outcome.kind == "permanent":
+                    finish(delivery, claimer, Delivery.Status.FAILED, lease_until=None, last_error=outcome.reply)
+                    result.counts["failed"] += 1
+                    if outcome.recipient_refused:  # rare: the row as a model instance, with its committed Message-ID
+                        bounces.record_refusal(Delivery.objects.select_related("subscriber").get(pk=delivery.pk),
+                                               outcome.reply)
+                else:
+                    _retry_or_fail(delivery, claimer, outcome, result)
+        finally:
+            marks.settle()  # before the connection's next statement, whatever ended the group
         index += group
     if result.counts["sent"]:
         Digest.objects.filter(pk=digest.pk, consecutive_failures__gt=0).update(consecutive_failures=0)
