@@ -9,7 +9,10 @@ PostgreSQL (127.0.0.1:5432, user postgres; a scratch database is created and dro
 default: with two writes per message, SQLite's single writer would be what is measured.
 Prints msgs/s, the ratio to the baseline, the 1 -> 2 worker speed-up, peak RSS per worker, and the
 CPU each process family spent per message in each phase (read from /proc), so that a phase limited
-by one process (a sink at 100% of a core) is told apart from one waiting on round trips.
+by one process (a sink at 100% of a core) is told apart from one waiting on round trips. The baseline
+runs before and after each worker run, and each run is compared with the mean of the two around it:
+the machine's speed drifts over minutes. A send's time is the database's (send started -> digest sent),
+with where it went: fan-out until the first message, sending, finishing.
 
 The sink: `aiosmtpd` (tests/helpers/smtp_sink.py, Python, one process; `aiosmtpd-pipelining` offers
 PIPELINING, which the workers use and the smtplib loop cannot) or `smtp-sink`, Postfix's C test server for
@@ -145,26 +148,30 @@ def run(args, tmp: Path) -> None:
 
 
 def one_round(n: int, runs: list, args, env: dict, tmp: Path, port: int) -> tuple[float, float]:
-    """Baseline, then each worker run, then the baseline again; returns (1 worker / baseline, 1 -> 2 workers)."""
+    """The baseline before and after each worker run (the machine's speed drifts by 5-20% over minutes, so
+    each run is compared with the mean of the two baselines around it); returns (1 worker / its baselines,
+    1 -> 2 workers)."""
     digest_ids = [_make_digest(n) for _ in runs]
     count = min(n, args.baseline_messages)
     with cpu_use(count) as cpu:
-        base = baseline(digest_ids[0], count, port)
+        bases = [baseline(digest_ids[0], count, port)]
     print(f"\n{n} subscribers, message {_message_size(digest_ids[0]) / 1024:.1f} KB")
-    print(f"  baseline smtplib loop, 1 connection: {base:8.1f} msgs/s")
+    print(f"  baseline smtplib loop, 1 connection: {bases[0]:8.1f} msgs/s")
     print(f"    {cpu.line()}")
-    rates = {}
+    rates, ratios = {}, {}
     for (label, workers, extra), digest_id in zip(runs, digest_ids, strict=True):
         rate, rss, cpu = fan_out(digest_id, n, workers, {**env, **extra}, tmp)
-        rates[label] = rate
-        print(f"  {label}: {rate:8.1f} msgs/s = {rate / base:.2f} x baseline; "
-              f"peak RSS per worker {', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
+        bases.append(baseline(digest_ids[0], count, port))
+        rates[label], ratios[label] = rate, rate / statistics.mean(bases[-2:])
+        print(f"  {label}: {rate:8.1f} msgs/s = {ratios[label]:.2f} x the baselines around it "
+              f"({rate / bases[-2]:.2f} x the one before); peak RSS per worker "
+              f"{', '.join(f'{r:.0f} MB' for r in rss)}", flush=True)
         print(f"    {cpu.line()}")
-    base_after = baseline(digest_ids[0], count, port)
-    print(f"  baseline again after the workers: {base_after:8.1f} msgs/s (load drift)")
+        print(f"    {cpu.timeline}")
+        print(f"  baseline again: {bases[-1]:8.1f} msgs/s")
     speedup = rates["2 workers"] / rates["1 worker"]
     print(f"  1 -> 2 workers: {speedup:.2f}x", flush=True)
-    return rates["1 worker"] / base, speedup
+    return ratios["1 worker"], speedup
 
 
 def _make_digest(n: int) -> int:
@@ -225,15 +232,35 @@ def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path) -> tuple
                 for proc in procs:
                     peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
                 time.sleep(0.5)
-            elapsed = time.perf_counter() - started
+            polled = time.perf_counter() - started
         for proc in procs:
             peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
         progress = deliver.progress(digest_id)
         assert progress["sent"] == n, progress
+        elapsed, cpu.timeline = _timeline(digest_id, polled)
         return n / elapsed, list(peaks.values()), cpu
     finally:
         for proc in procs:
             kill_group(proc)
+
+
+def _timeline(digest_id: int, polled: float) -> tuple[float, str]:
+    """The send's duration by the database's clock (send started -> digest sent, not when this bench's polling
+    noticed), and where it went: before the first message (fan-out, first claim), the sending itself (first
+    to last `sent_at`), and after the last (finishing the digest)."""
+    from django.db.models import Max, Min
+
+    from worker.models import Delivery, Digest
+
+    started, done = Digest.objects.values_list("send_started_at", "sent_at").get(pk=digest_id)
+    span = Delivery.objects.filter(digest_id=digest_id).aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    elapsed = (done - started).total_seconds()
+    before = (span["first"] - started).total_seconds()
+    sending = (span["last"] - span["first"]).total_seconds()
+    count = Delivery.objects.filter(digest_id=digest_id).count()
+    return elapsed, (f"timeline: {elapsed:.2f} s from start to sent ({polled:.2f} s as polled): first message "
+                     f"after {before:.2f} s, then {sending:.2f} s of sending ({(count - 1) / sending:.1f} msgs/s), "
+                     f"{elapsed - before - sending:.2f} s to finish")
 
 
 class CpuUse:
@@ -247,6 +274,7 @@ class CpuUse:
         self.before = _cpu_by_process()
         self.spent: dict[str, float] = {}
         self.wall = 0.0
+        self.timeline = ""
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self.started

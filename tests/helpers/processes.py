@@ -116,12 +116,14 @@ def celery_worker(env: dict[str, str], log_path: Path, concurrency: int = 2, nam
 
 def start_worker(env: dict[str, str], log_path: Path, concurrency: int = 2, name: str = "w1") -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+    # The log may hold an earlier worker's "ready." (a restart, a bench's next round): only this one's counts.
+    offset = log.tell()
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "worker", "--concurrency", str(concurrency), "--pool", "prefork",
          "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    wait_for(lambda: b"ready." in log_path.read_bytes() or proc.poll() is not None, 60, what="celery worker")
+    wait_for(lambda: b"ready." in log_path.read_bytes()[offset:] or proc.poll() is not None, 60, what="celery worker")
     if proc.poll() is not None:
         raise AssertionError(f"worker exited:\n{log_path.read_text(errors='replace')[-3000:]}")
     return proc

@@ -8,14 +8,20 @@ its band buckets, never with the whole corpus.
 import hashlib
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 from django.conf import settings
 from django.db import connection, transaction
 
 from ..models import Article, LshBucket, Story
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
+# datasketch is imported where it is used: it loads SciPy, tens of MB that the processes which never
+# ingest (delivery workers, the web) need not carry.
 
 NUM_PERM = 128
 # Stored signatures are only comparable under one hashing scheme: pinned, not left to datasketch's default.
@@ -65,6 +71,8 @@ def lsh_shape(threshold: float) -> tuple[int, int]:
     S-curve, and exposes it as its public `b` and `r`. Only the shape is kept; the index itself lives
     in LshBucket rows, so the empty in-memory one is dropped. Stored buckets depend on this shape:
     tests/ingest/test_dedup.py pins it."""
+    from datasketch import MinHashLSH
+
     index = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
     return index.b, index.r
 
@@ -72,10 +80,14 @@ def lsh_shape(threshold: float) -> tuple[int, int]:
 @lru_cache(maxsize=1)
 def _permutations() -> tuple[np.ndarray, np.ndarray]:
     """The seed-1 permutations every signature uses; drawing them costs more than hashing a text."""
+    from datasketch import MinHash
+
     return MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME).permutations
 
 
-def minhash_of(text: str) -> MinHash:
+def minhash_of(text: str) -> "MinHash":
+    from datasketch import MinHash
+
     words = re.findall(r"\w+", text.lower())
     if len(words) < SHINGLE_WORDS:
         shingles = {" ".join(words)}

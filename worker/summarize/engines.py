@@ -9,14 +9,18 @@ their engine from `choose_engine`, so an evaluation measures exactly what the wo
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from types import ModuleType
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from django.conf import settings
 
-from . import grounding, offline, openai_engine
+from . import grounding, offline
 from .errors import BadAnswer, EngineError
 from .schemas import ArticleSummary
 from .voice import Voice, language_name
+
+if TYPE_CHECKING:
+    from .openai_engine import Conversation
 
 log = logging.getLogger("newsdigest.summarize")
 
@@ -167,13 +171,21 @@ class OpenAICompatibleEngine(Engine):
     paid = True
 
     def __init__(self, model: str | None = None):
-        self.model = model or openai_engine.default_model()
+        self.model = model or _openai_engine().default_model()
 
     def identity(self, voice: Voice) -> tuple[str, str]:
-        return openai_engine.identity(self.model, voice.tag())
+        return _openai_engine().identity(self.model, voice.tag())
 
-    def start(self, title: str, text: str, *, language: str, voice: Voice) -> openai_engine.Conversation:
-        return openai_engine.Conversation(title, text, model=self.model, language=language, voice=voice)
+    def start(self, title: str, text: str, *, language: str, voice: Voice) -> "Conversation":
+        return _openai_engine().Conversation(title, text, model=self.model, language=language, voice=voice)
+
+
+def _openai_engine() -> ModuleType:
+    """openai_engine, imported on first use: the openai SDK is tens of MB that processes which never
+    summarise with it (delivery workers, the web, the offline engine) need not carry."""
+    from . import openai_engine
+
+    return openai_engine
 
 
 ENGINES: dict[str, type[Engine]] = {engine.name: engine for engine in (OpenAICompatibleEngine, OfflineEngine)}
