@@ -194,11 +194,12 @@ def _message_size(digest_id: int) -> int:
 
     digest = Digest.objects.select_related("newsletter").get(pk=digest_id)
     subscriber = digest.newsletter.subscriptions.first().subscriber
-    return len(deliver.build_message(digest, subscriber, render.ensure_rendered(digest)).message().as_bytes())
+    return len(deliver.message_bytes(deliver.build_message(digest, subscriber, render.ensure_rendered(digest))))
 
 
 def baseline(digest_id: int, count: int, port: int) -> float:
-    """The same messages, built the same way, over one smtplib connection: no database, no broker."""
+    """The same messages, built and serialised the way the workers do it (`deliver.build_message`,
+    `deliver.message_bytes`), over one smtplib connection: no database, no broker."""
     import smtplib
 
     from worker import deliver, render
@@ -211,7 +212,7 @@ def baseline(digest_id: int, count: int, port: int) -> float:
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for person in people:
             message = deliver.build_message(digest, person, rendered)
-            smtp.sendmail(message.from_email, message.recipients(), message.message().as_bytes(linesep="\r\n"))
+            smtp.sendmail(message.from_email, message.recipients(), deliver.message_bytes(message))
     return len(people) / (time.perf_counter() - started)
 
 

@@ -28,6 +28,7 @@ from .sending import (
     DeliveryTransientError,
     build_message,
     close_connection,
+    message_bytes,
     message_id,
     send_batch,
     send_test,
@@ -37,7 +38,7 @@ from .sweeper import progress, report, sweep, sweep_and_publish
 
 __all__ = [
     "PUBLISH_ERRORS", "BatchResult", "DeliveryTransientError", "SendRefused", "begin_send", "build_message",
-    "cancel", "claim", "close_connection", "eligible_subscribers", "fan_out", "forget_nudge", "message_id",
-    "nudge", "pause", "progress", "publish_batches", "report", "resume", "send_batch", "send_test",
+    "cancel", "claim", "close_connection", "eligible_subscribers", "fan_out", "forget_nudge", "message_bytes",
+    "message_id", "nudge", "pause", "progress", "publish_batches", "report", "resume", "send_batch", "send_test",
     "start_or_stay_approved", "sweep", "sweep_and_publish", "throttle",
 ]

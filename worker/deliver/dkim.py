@@ -2,15 +2,11 @@
 
 Both the SMTP backend and the outbox backend call `EmailMessage.message()` and serialise what it
 returns, so signing inside `message()` covers every backend that sends MIME (API-based anymail
-backends rebuild the message at the provider, which signs it there). The same `message()` also spares
-the serialisation two costs of the email package that buy nothing here (`quick_serialising`).
+backends rebuild the message at the provider, which signs it there). The same `message()` also prepares
+the message for the cheaper serialisation of mime.py.
 """
 
-import re
-import secrets
 from dataclasses import dataclass
-from email.message import Message
-from email.policy import Compat32
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +14,8 @@ import dkim
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
+
+from .mime import as_bytes, quick_serialising
 
 # RFC 8058 asks for List-Unsubscribe and List-Unsubscribe-Post to be signed, so a forwarder
 # cannot swap the unsubscribe target.
@@ -71,37 +69,6 @@ def signature_header(raw: bytes, key: SigningKey) -> str:
     return " ".join(value.split())
 
 
-# Printable ASCII words separated by single spaces: a header value that Header folding returns unchanged
-# when it fits on its line.
-_PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")
-
-
-class QuickFolding(Compat32):
-    """Django's policy (compat32), except that a header line that needs no folding or encoding is written as
-    it is instead of through `email.header.Header`, which cost a third of building a message
-    (bench/fanout/cpu.py); every other value takes compat32's own path, so the bytes are the same."""
-
-    def _fold(self, name: str, value, sanitize: bool) -> str:
-        if (isinstance(value, str) and len(name) + 2 + len(value) <= (self.max_line_length or 998)
-                and _PLAIN_VALUE.fullmatch(value)):
-            return f"{name}: {value}{self.linesep}"
-        return super()._fold(name, value, sanitize)
-
-
-QUICK_FOLDING = QuickFolding()
-
-
-def quick_serialising(mime: Message) -> None:
-    """Set what the email package would otherwise work out expensively at serialisation: the folding
-    policy above, and each multipart's boundary. Left unset, the generator joins the parts' text and
-    compiles a regex per message to check that its random boundary does not occur in them; 128 random
-    bits cannot occur in a digest by chance and cannot be guessed by someone writing one."""
-    for part in mime.walk():
-        part.policy = QUICK_FOLDING
-        if part.is_multipart() and part.get_boundary() is None:
-            part.set_boundary(f"===============nd{secrets.token_hex(16)}==")
-
-
 class SignedEmailMessage(EmailMultiAlternatives):
     """Adds DKIM-Signature to the MIME message the backend is about to serialise, when a key is set."""
 
@@ -110,5 +77,5 @@ class SignedEmailMessage(EmailMultiAlternatives):
         quick_serialising(mime)
         if (key := signing_key()) is not None:
             # Serialising fixes the multipart boundary, so the backend's own pass yields the same bytes.
-            mime["DKIM-Signature"] = signature_header(mime.as_bytes(linesep="\r\n"), key)
+            mime["DKIM-Signature"] = signature_header(as_bytes(mime), key)
         return mime
