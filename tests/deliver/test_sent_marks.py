@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import OperationalError, connection
+from django.utils import timezone
 
 from tests.helpers.factories import approved_digest
 from tests.helpers.mail import RecordingHandler
@@ -132,3 +133,15 @@ def test_a_server_lost_after_a_sent_message_releases_the_rest_with_the_mark_sett
         handler.controller.stop()
     statuses = sorted(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True))
     assert statuses == [Delivery.Status.QUEUED, Delivery.Status.QUEUED, Delivery.Status.SENT]
+
+
+@pytest.mark.django_db
+def test_a_mark_stores_the_moment_the_message_went_out():
+    ids = _fanned_out(1)
+    rows = deliver.claim(ids, "me")
+    before = timezone.now()
+    marks = claims.SentMarks("me")
+    marks.send(rows[0].pk)
+    marks.settle()
+    after = timezone.now()
+    assert before <= Delivery.objects.get(pk=rows[0].pk).sent_at <= after

@@ -179,8 +179,10 @@ def _text(value: object) -> bytes | None:
         return b"t" if value else b"f"
     if isinstance(value, datetime):
         return value.isoformat().encode()  # aware (USE_TZ): timestamptz reads the offset
-    if isinstance(value, str | int):
-        return str(value).encode() if isinstance(value, int) else value.encode()
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, str):
+        return value.encode()
     raise TypeError(f"no text form for a {type(value).__name__} parameter")
 
 
