@@ -23,7 +23,7 @@ from . import ner
 from .schemas import ActorKind, ArticleSummary, KeyActor
 from .shorten import FUNCTION_WORDS, shorten
 
-ENGINE_VERSION = "offline-9"
+ENGINE_VERSION = "offline-10"
 
 MAX_SUMMARY_WORDS = 80
 MAX_ACTORS = 7
@@ -1133,6 +1133,28 @@ def _clause_head_phrase(mention: Mention, sentence: str) -> str:
     return _short(words)
 
 
+# "One of the men who held Khan down was James Ford", "Among those who died were ...": a sentence opening
+# on a description of what someone did and naming them after the copula; up to three words (a title,
+# "tour manager") between the copula and the name.
+_IDENTIFIED = re.compile(r"^\W*((?:[\w'’-]+\s+){1,5}?)(?:who|that)\s+([^,;:“”\"()—–]{3,80}?)\s+(?:was|is|were|are)\s+"
+                         r"(?:[a-z-]+\s+){0,3}$")
+
+
+def _identified_phrase(mention: Mention, sentence: str) -> str:
+    """What the opening description says the name did: "held Khan down" for "One of the men who held
+    Khan down was James Ford, 42, ...". The description must be the clause's subject (no verb before
+    "who") and start with a verb of its own."""
+    found = _IDENTIFIED.match(sentence[:mention.start])
+    if not found or any(_is_verb(w.lower()) for w in found.group(1).split()):
+        return ""
+    words = found.group(2).split()
+    if not (words[0].islower() and _is_verb(words[0])):
+        return ""
+    words[0] = _SINGULAR.get(words[0], words[0])
+    phrase = _short(words)
+    return phrase if len(phrase.split()) >= 2 else ""
+
+
 def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str, int]:
     """A short verb phrase with the actor as its subject, and the sentence that shows it.
 
@@ -1155,6 +1177,9 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
             return phrase, mention.sentence
     for mention in mentions:
         if phrase := _coordinated_phrase(mention, sentences[mention.sentence]):
+            return phrase, mention.sentence
+    for mention in mentions:
+        if phrase := _identified_phrase(mention, sentences[mention.sentence]):
             return phrase, mention.sentence
     for mention in mentions:
         sentence = sentences[mention.sentence]
