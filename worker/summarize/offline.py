@@ -783,6 +783,12 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
                          and [fold(t) for t in o.tokens[:len(tokens)]] == name.split()]
         if organisations:
             return max(organisations, key=lambda o: len(o.mentions))
+        # "Court of Justice" after "European Court of Justice", "Al Yousif" after "Mahmood Al Yousif" (both
+        # read as bodies): the name's own ending, when only one longer name ends so.
+        endings = [o for o in merged if len(o.tokens) > len(tokens) >= 2
+                   and [fold(t) for t in o.tokens[-len(tokens):]] == name.split()]
+        if len(endings) == 1:
+            return endings[0]
     if len(tokens) == 1 and name in _ORG_CUES and candidate.kind != ActorKind.PERSON:
         # "the Court" after "the Supreme Court of Cassation": the body the article already named.
         bodies = [o for o in merged if o.kind == ActorKind.ORGANISATION and name in {fold(t) for t in o.tokens}]
