@@ -652,7 +652,8 @@ def _common_noun(candidate: Candidate, vocabulary: set[str]) -> bool:
 
     People are kept: a surname can be a word ("Key", "Hill") and the merge already had its chance.
     """
-    if len(candidate.tokens) != 1 or candidate.kind == ActorKind.COUNTRY:
+    if len(candidate.tokens) != 1 or candidate.kind == ActorKind.COUNTRY \
+            or candidate.tokens[0].lower() in _GENERIC_BODIES and any(m.subject for m in candidate.mentions):
         return False
     word = candidate.tokens[0]
     lowered = word.lower().rstrip(".")
@@ -1525,6 +1526,38 @@ def _introduces_quote(sentence: str) -> bool:
     return sentence.rstrip().endswith(":") and len(sentence.split()) >= 4 and not _is_caption(sentence)
 
 
+# Bodies a story names by a common noun alone ("Police arrived and shot him", "the police then surrounded
+# the attacker"): an actor when they act, told apart from the noun modifying another ("police officers").
+_GENERIC_BODIES = {"police": "Police"}
+_GENERIC_BODY = re.compile(r"\b(?:the\s+)?(" + "|".join(_GENERIC_BODIES) + r")\b", re.IGNORECASE)
+
+
+def _generic_bodies(sentence: str, index: int) -> list[Mention]:
+    """Mentions of a generic body as the subject of a verb of its own: "Police arrested two men",
+    "the police then surrounded him"; not "police officers", "by police", "Thames Valley Police" (a name)
+    nor "police were called" (done to them)."""
+    found = []
+    for match in _GENERIC_BODY.finditer(sentence):
+        before = sentence[:match.start()].split()
+        if before and (before[-1][:1].isupper() and before[-1][-1:].isalnum()
+                       or before[-1].lower().strip(",") in _PREPOSITIONS | _GOVERNING):
+            continue
+        following = [w.strip(",.;:").lower() for w in sentence[match.end():].split()[:4]]
+        if sentence[match.end():].lstrip().startswith((",", "'", "’")) or not following:
+            continue
+        while len(following) > 1 and (following[0] in _BETWEEN_SUBJECT_AND_VERB
+                                      or len(following[0]) > 4 and following[0].endswith("ly")):
+            following = following[1:]
+        nxt = sentence[match.end():].split()[0]
+        if not (nxt[:1].islower() and _is_verb(following[0])) or following[0] in _COPULAS \
+                or following[1:2] == ["by"]:
+            continue
+        found.append(Mention(tokens=[_GENERIC_BODIES[match.group(1).lower()]], sentence=index, start=match.start(1),
+                             end=match.end(1), titles=[], locative=False, subject=True, modifier=False,
+                             group_noun=False, sentence_initial=match.start() == 0, verb=following[0], label="ORG"))
+    return found
+
+
 def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
                      exclude: frozenset[str] | set[str] = frozenset(),
                      speakers: frozenset[str] | set[str] = frozenset(), complete: bool = False) -> list[Scored]:
@@ -1583,6 +1616,9 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
             # A blogger the model takes for a people ("Paco Bardales of Diario de Iqt compiles:") stays.
             continue
         raw.setdefault(" ".join(mention.tokens), []).append(mention)
+    for i in usable:
+        for mention in _generic_bodies(sentences[i], i):
+            raw.setdefault(" ".join(mention.tokens), []).append(mention)
     kinds = {name: _classify(name.split(), mentions) for name, mentions in raw.items()}
     # "Panjshir" in "Panjshir Valley" marks "the Panjshir Bastion" as scenery too.
     places = {fold(name.split()[0]) for name, kind in kinds.items() if kind is None} | set(_countries())
@@ -1593,7 +1629,8 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
         if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
             continue
         if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and kind != ActorKind.COUNTRY \
-                and not any(m.titles or m.source for m in mentions) and fold(name) not in speakers:
+                and not any(m.titles or m.source for m in mentions) and fold(name) not in speakers \
+                and fold(name) not in _GENERIC_BODIES:
             # A lone word that only ever opens a sentence may be any capitalised word; an interviewee's
             # speaker label ("Bill: ...") is a name by the page's layout.
             kind = ActorKind.OTHER
