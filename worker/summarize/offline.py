@@ -383,6 +383,7 @@ class Mention:
     label: str = ""  # the NER model's label for the span, when a model ran
     source: bool = False  # hands over to a quotation ("Jzyg found out that ...:"): a name by the layout
     quoted: bool = False  # named after the quotation it speaks ('"...", said Mayor Sadiq Khan')
+    introduced: bool = False  # the article says it is a person ("Adel, a blogger,", "Sandmonkey who ...")
 
 
 @dataclass
@@ -1558,6 +1559,28 @@ def _generic_bodies(sentence: str, index: int) -> list[Mention]:
     return found
 
 
+# Nouns that describe a person, not a body or a thing: "a 23-year-old blogger", "a politician in Austria".
+_PERSON_NOUNS = _TITLES - {"general", "foreign", "defence", "defense", "finance", "interior", "health", "justice",
+                           "education", "labour", "labor", "trade", "energy", "acting", "interim", "former",
+                           "late", "executive", "head", "chair"} | frozenset(
+    """blogger politician writer author journalist activist student teacher lawyer attorney resident man woman
+    boy girl mother son daughter wife husband engineer scientist researcher artist singer actor actress
+    musician player chef nurse farmer worker teenager victim witness survivor official economist analyst
+    expert candidate lawmaker legislator businessman businesswoman entrepreneur photographer filmmaker poet
+    novelist historian commentator columnist editor reporter correspondent mathematician physicist
+    campaigner protester pastor priest monk nun""".split())
+
+
+def _introduced_person(mention: Mention, sentence: str) -> bool:
+    """The sentence says the name is a person: an apposition headed by a person noun ("Adel, a 23-year-old
+    blogger, took ...", "Eva Roe, a politician in Austria,") or "who" right after it."""
+    rest = sentence[mention.end:]
+    if re.match(r"\s*,?\s*who\s", rest):
+        return True
+    appositive = _TRAILING_APPOSITIVE.match(rest)
+    return bool(appositive) and _head_noun(appositive.group(1)) in _PERSON_NOUNS
+
+
 def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
                      exclude: frozenset[str] | set[str] = frozenset(),
                      speakers: frozenset[str] | set[str] = frozenset(), complete: bool = False) -> list[Scored]:
@@ -1581,6 +1604,9 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
     use_ner = use_ner and ner.available()
     # What the layout, the gazetteer or a spelled-out acronym settles, the model need not read.
     settled: dict[int, str] = {}
+    # "Adel, a 23-year-old blogger, took ...", "Sandmonkey who attended the event": the article itself
+    # says these are people, and so are their other mentions, whatever the small model reads there.
+    people = [set(fold(" ".join(m.tokens)).split()) for m in mentions if _introduced_person(m, sentences[m.sentence])]
     for k, mention in enumerate(mentions):
         folded = fold(" ".join(mention.tokens))
         if mention.start == 0 and sentences[mention.sentence][mention.end:].startswith(":") \
@@ -1588,6 +1614,9 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
             # A speaker label or a quoted blog's name is a name by the page's own layout, whatever
             # the model makes of it.
             settled[k] = "PERSON"
+        elif people and folded not in _countries() and any(set(folded.split()) <= names for names in people):
+            settled[k] = "PERSON"
+            mention.introduced = True
         elif use_ner and (folded in _countries() or mention.acronym and mention.acronym == _initials(mention.tokens)):
             # The gazetteer and a spelled-out acronym ("... in Afghanistan (UNAMA)") are surer
             # than the small model, which misses some countries and splits such names.
@@ -1629,7 +1658,7 @@ def actor_candidates(text: str, sentences: list[str], use_ner: bool = True,
         if kind is None or (kind in (ActorKind.PERSON, ActorKind.OTHER) and fold(tokens[0]) in places):
             continue
         if len(tokens) == 1 and all(m.sentence_initial for m in mentions) and kind != ActorKind.COUNTRY \
-                and not any(m.titles or m.source for m in mentions) and fold(name) not in speakers \
+                and not any(m.titles or m.source or m.introduced for m in mentions) and fold(name) not in speakers \
                 and fold(name) not in _GENERIC_BODIES:
             # A lone word that only ever opens a sentence may be any capitalised word; an interviewee's
             # speaker label ("Bill: ...") is a name by the page's layout.
