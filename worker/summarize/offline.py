@@ -597,8 +597,12 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         subject=subject, verb=following[0] if subject else "",
         described=described.group(1) if described else " ".join(age),
         # "Trump intervention" modifies a noun; "Trump personally asked" is a subject with its adverb.
+        # "Kyriakos Mitsotakis speaking to the Atlantic Council called ...": a participle taking its
+        # object or preposition says what the name is doing.
         modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
-        and next_word.lower() not in _STOPWORDS and not after.startswith(",") and not subject,
+        and next_word.lower() not in _STOPWORDS and not after.startswith(",") and not subject
+        and not (len(next_word) > 5 and next_word.endswith("ing") and j + 1 < len(tokens)
+                 and tokens[j + 1][0].lower() in _PREPOSITIONS | _DETERMINERS | _PRONOUNS),
         group_noun=next_word.lower() in _GROUP_NOUNS, sentence_initial=initial, acronym=acronym,
         quoted=bool(_INVERTED_SPEECH.search(sentence, max(0, tokens[i][1] - 100), tokens[i][1])),
     )
