@@ -556,6 +556,12 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         close = sentence.find(dash.group().strip() if dash else ",", end_char + (dash.end() if dash else 1))
         rest = sentence[close + 1:].split() if close > 0 else []
         following = [w.lower().strip(".,;:") for w in rest[:5]] if rest else following
+        closing = sentence[end_char + 1:].split()[:5]
+        if not dash and sentence[:tokens[i][1]].rstrip().endswith(",") and closing and closing[0].islower() \
+                and _is_verb(closing[0].strip(".,;:")):
+            # "Daily Xtra's editorial director, Rachel Giese, said she felt ...": the comma after the name
+            # closes an apposition that opened before it; the verb is the next word.
+            following = [w.lower().strip(".,;:") for w in closing]
     if len(following) > 1 and following[0] == "and" and tokens[j + 1][0][:1].isupper():
         # "Ukraine and Romania agreed", "US President Donald Trump and Turkish President Recep Tayyip
         # Erdoğan spoke": both ends of the pair are subjects.
@@ -998,6 +1004,11 @@ def _subject_phrase(mention: Mention, sentence: str, quotation: Callable[[], str
         return ""
     # "The Mountain Defence Front (MDF) said": the verb follows the closing parenthesis.
     after = _LEADING_ASIDE.sub("", re.sub(r"^\)\s*", " ", sentence[mention.end:]), count=1)
+    if mention.verb and sentence[:mention.start].rstrip().endswith(",") \
+            and re.match(r"\s*,\s*" + re.escape(mention.verb) + r"\b", sentence[mention.end:]):
+        # "One of the daughters, Ruth Amsel, said ...": the comma closes the apposition; what follows
+        # it is the verb phrase, not an aside.
+        after = " " + sentence[mention.end:].lstrip()[1:]
     if re.match(r"\s*(?:and|&)\s", sentence[mention.end:]) or sentence[:mention.start].rstrip().endswith(" and"):
         # "Holden Chow and Priscilla Leung were re-elected": said of one of them, the verb is singular.
         first, _, rest = after.lstrip().partition(" ")
