@@ -1178,6 +1178,21 @@ def _identified_phrase(mention: Mention, sentence: str) -> str:
     return phrase if len(phrase.split()) >= 2 else ""
 
 
+def _clause_in(role: str) -> bool:
+    """A description that runs on into a clause of its own ("the Lord President of the court decided",
+    "the Arabist compared his visit to ..."): the apposition was read past its end, so it is no role.
+    A participle before a noun or a preposition ("the elected mayor", "a man accused of fraud") is no clause."""
+    words = role.split()
+    for k, word in enumerate(words[1:], start=1):
+        following = words[k + 1].lower() if k + 1 < len(words) else ""
+        if word.islower() and word in _VERBS | _COPULAS and word not in _IRREGULAR_PARTICIPLES:
+            return True
+        if word.islower() and word.endswith("ed") and len(word) > 4 \
+                and (not following or following in _DETERMINERS | _PRONOUNS):
+            return True
+    return False
+
+
 def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str, int]:
     """A short verb phrase with the actor as its subject, and the sentence that shows it.
 
@@ -1245,7 +1260,7 @@ def _action(candidate: Candidate, role: str, sentences: list[str]) -> tuple[str,
             return _short(words), mention.sentence
     first = mentions[0]
     # "is the chief executive of Harbourline" says something; "is Dr" or "is former" does not.
-    if role not in _GENERIC_ROLES and len(role.split()) >= 3:
+    if role not in _GENERIC_ROLES and len(role.split()) >= 3 and not _clause_in(role):
         return f"is {role}", first.sentence
     return "", first.sentence
 
