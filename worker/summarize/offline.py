@@ -1185,10 +1185,13 @@ def _clause_in(role: str) -> bool:
     words = role.split()
     for k, word in enumerate(words[1:], start=1):
         following = words[k + 1].lower() if k + 1 < len(words) else ""
-        if word.islower() and word in _VERBS | _COPULAS and word not in _IRREGULAR_PARTICIPLES:
-            return True
-        if word.islower() and word.endswith("ed") and len(word) > 4 \
-                and (not following or following in _DETERMINERS | _PRONOUNS):
+        if not word.islower() or not (word in _VERBS | _COPULAS or word.endswith("ed") and len(word) > 4):
+            continue
+        if word.endswith("ed") or word in _IRREGULAR_PARTICIPLES:
+            # A participle is a verb of its own clause only at the end or before its object.
+            if not following or following in _DETERMINERS | _PRONOUNS:
+                return True
+        else:
             return True
     return False
 
