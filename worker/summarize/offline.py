@@ -605,7 +605,9 @@ def _mention(parts: list[str], sentence: str, tokens: list[tuple[str, int, int]]
         # "Trump intervention" modifies a noun; "Trump personally asked" is a subject with its adverb.
         # "Kyriakos Mitsotakis speaking to the Atlantic Council called ...": a participle taking its
         # object or preposition says what the name is doing.
+        # "Antonio Arles (@arlesophia) comments": only a word right after the name can be the noun it modifies.
         modifier=bool(next_word) and next_word[:1].islower() and not _is_verb(next_word.lower())
+        and sentence[end_char:tokens[j][1]].isspace()
         and next_word.lower() not in _STOPWORDS and not after.startswith(",") and not subject
         and not (len(next_word) > 5 and next_word.endswith("ing") and j + 1 < len(tokens)
                  and tokens[j + 1][0].lower() in _PREPOSITIONS | _DETERMINERS | _PRONOUNS),
