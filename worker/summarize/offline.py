@@ -799,7 +799,8 @@ def _merge_target(candidate: Candidate, merged: list[Candidate]) -> Candidate | 
             return max(organisations, key=lambda o: len(o.mentions))
         # "Court of Justice" after "European Court of Justice", "Al Yousif" after "Mahmood Al Yousif" (both
         # read as bodies): the name's own ending, when only one longer name ends so.
-        endings = [o for o in merged if len(o.tokens) > len(tokens) >= 2
+        last = tokens[-1].lower()
+        endings = [o for o in merged if len(o.tokens) > len(tokens) >= 2 and o.tokens[-1].lower() == last
                    and [fold(t) for t in o.tokens[-len(tokens):]] == name.split()]
         if len(endings) == 1:
             return endings[0]
@@ -1609,7 +1610,9 @@ _PERSON_NOUNS = _TITLES - {"general", "foreign", "defence", "defense", "finance"
 def _introduced_person(mention: Mention, sentence: str) -> bool:
     """The sentence says the name is a person: an apposition headed by a person noun ("Adel, a 23-year-old
     blogger, took ...", "Eva Roe, a politician in Austria,") or "who" right after it."""
-    rest = sentence[mention.end:]
+    rest = sentence[mention.end:mention.end + 100]
+    if not rest.startswith((",", " who ")):
+        return False
     if re.match(r"\s*,?\s*who\s", rest):
         return True
     appositive = _TRAILING_APPOSITIVE.match(rest)
