@@ -238,14 +238,14 @@ def fan_out(digest_id: int, n: int, workers: int, env: dict, tmp: Path) -> tuple
             peaks[proc.pid] = max(peaks[proc.pid], _group_peak_rss(proc.pid))
         progress = deliver.progress(digest_id)
         assert progress["sent"] == n, progress
-        elapsed, cpu.timeline = _timeline(digest_id, polled)
+        elapsed, cpu.timeline = _timeline(digest_id, n, polled)
         return n / elapsed, list(peaks.values()), cpu
     finally:
         for proc in procs:
             kill_group(proc)
 
 
-def _timeline(digest_id: int, polled: float) -> tuple[float, str]:
+def _timeline(digest_id: int, count: int, polled: float) -> tuple[float, str]:
     """The send's duration by the database's clock (send started -> digest sent, not when this bench's polling
     noticed), and where it went: before the first message (fan-out, first claim), the sending itself (first
     to last `sent_at`), and after the last (finishing the digest)."""
@@ -258,7 +258,6 @@ def _timeline(digest_id: int, polled: float) -> tuple[float, str]:
     elapsed = (done - started).total_seconds()
     before = (span["first"] - started).total_seconds()
     sending = (span["last"] - span["first"]).total_seconds()
-    count = Delivery.objects.filter(digest_id=digest_id).count()
     return elapsed, (f"timeline: {elapsed:.2f} s from start to sent ({polled:.2f} s as polled): first message "
                      f"after {before:.2f} s, then {sending:.2f} s of sending ({(count - 1) / sending:.1f} msgs/s), "
                      f"{elapsed - before - sending:.2f} s to finish")
